@@ -1,0 +1,177 @@
+// Package api is the server's HTTP surface: GraphQL over HTTP at /graphql
+// with its limits and authentication, the IDE at /, and health checks.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/rs/cors"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/taskql/server/graph"
+	"github.com/taskql/server/model"
+	"github.com/taskql/server/resolver"
+)
+
+// TokenVerifier checks a bearer token and says whom it speaks for.
+type TokenVerifier interface {
+	Verify(ctx context.Context, token string) (model.Viewer, error)
+}
+
+// Config is what the HTTP surface needs. Zero values are usable except
+// Tasks and Verifier.
+type Config struct {
+	Tasks    *model.Tasks
+	Verifier TokenVerifier
+	// Ready reports whether the server can serve: the database answers
+	// and it is not shutting down. Nil means always ready.
+	Ready func(context.Context) error
+	// Logger receives access and error logs; nil means slog.Default().
+	Logger *slog.Logger
+	// CORSAllowedOrigins are the origins browsers may call from; "*"
+	// allows any (without credentials).
+	CORSAllowedOrigins []string
+	// MaxBodyBytes bounds a request body (default 1 MiB).
+	MaxBodyBytes int64
+	// IDE serves GraphiQL at /.
+	IDE bool
+	// IDEToken, when set, is put in the IDE's Authorization header: a
+	// development convenience, never set in production.
+	IDEToken string
+}
+
+// New returns the server's HTTP handler.
+func New(cfg Config) http.Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+
+	gql := handler.New(graph.NewExecutableSchema(graph.Config{
+		Resolvers:  &resolver.Resolver{TaskStore: cfg.Tasks},
+		Directives: graph.DirectiveRoot{Auth: resolver.Auth},
+	}))
+	gql.AddTransport(postTransport{})
+	gql.AddTransport(getTransport{})
+	// Parsing and validating a document costs more than running a small
+	// query: keep the parsed form of recent documents.
+	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	gql.Use(extension.Introspection{})
+	gql.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	gql.SetErrorPresenter(presentError(cfg.Logger))
+	gql.SetRecoverFunc(recoverPanic(cfg.Logger))
+
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", graphqlOnly(cfg.MaxBodyBytes, authenticate(cfg.Verifier, gql)))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if cfg.Ready != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			if err := cfg.Ready(ctx); err != nil {
+				cfg.Logger.WarnContext(ctx, "not ready", "request_id", RequestID(ctx), "error", err)
+				http.Error(w, "not ready", http.StatusServiceUnavailable)
+				return
+			}
+		}
+		w.Write([]byte("ok\n"))
+	})
+	if cfg.IDE {
+		var opts []playground.GraphiqlConfigOption
+		if cfg.IDEToken != "" {
+			opts = append(opts, playground.WithGraphiqlFetcherHeaders(map[string]string{"Authorization": "Bearer " + cfg.IDEToken}))
+		}
+		mux.Handle("GET /{$}", playground.Handler("Tasks", "/graphql", opts...))
+	}
+
+	c := cors.New(cors.Options{
+		AllowedOrigins: cfg.CORSAllowedOrigins,
+		AllowedMethods: []string{http.MethodGet, http.MethodPost},
+		AllowedHeaders: []string{"Authorization", "Content-Type", "Accept", "X-Request-Id", "Apollo-Require-Preflight"},
+		ExposedHeaders: []string{"X-Request-Id"},
+		MaxAge:         600,
+	})
+	return withRequestID(logRequests(cfg.Logger, c.Handler(mux)))
+}
+
+// graphqlOnly refuses what /graphql does not serve before gqlgen sees it:
+// methods other than GET and POST, bodies that are not JSON (forms and
+// multipart are how a cross-site page posts without a preflight), and
+// bodies over max bytes.
+func graphqlOnly(max int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		media := responseMediaType(r)
+		switch r.Method {
+		case http.MethodGet:
+		case http.MethodPost:
+			ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+			if !strings.EqualFold(strings.TrimSpace(ct), mediaJSON) {
+				writeErrors(w, media, http.StatusUnsupportedMediaType, "the body must be application/json")
+				return
+			}
+			if r.ContentLength > max {
+				writeErrors(w, media, http.StatusRequestEntityTooLarge, "the body is too large")
+				return
+			}
+			body, err := readBody(r, max)
+			if err != nil {
+				var tooLarge *http.MaxBytesError
+				if errors.As(err, &tooLarge) {
+					writeErrors(w, media, http.StatusRequestEntityTooLarge, "the body is too large")
+				} else {
+					writeErrors(w, media, http.StatusBadRequest, "the body could not be read")
+				}
+				return
+			}
+			r.Body = body
+		default:
+			w.Header().Set("Allow", "GET, POST")
+			writeErrors(w, media, http.StatusMethodNotAllowed, "use GET or POST")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// authenticate verifies the bearer token, when there is one, and puts its
+// user in the request's context for @auth fields. A request without a
+// token goes on (it may introspect); a request whose token fails
+// verification is refused outright with 401, so a client notices an
+// expired session instead of seeing empty results.
+func authenticate(v TokenVerifier, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		header := r.Header.Get("Authorization")
+		if header == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		scheme, token, _ := strings.Cut(header, " ")
+		token = strings.TrimSpace(token)
+		var viewer model.Viewer
+		err := errors.New("the Authorization header must be Bearer <token>")
+		if strings.EqualFold(scheme, "Bearer") && token != "" {
+			viewer, err = v.Verify(r.Context(), token)
+		}
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			writeErrors(w, responseMediaType(r), http.StatusUnauthorized, "invalid token",
+				map[string]any{"code": CodeUnauthenticated})
+			return
+		}
+		setUser(r.Context(), viewer.ID)
+		next.ServeHTTP(w, r.WithContext(model.NewContext(r.Context(), viewer)))
+	})
+}

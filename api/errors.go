@@ -1,0 +1,95 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/taskql/server/model"
+)
+
+// The error codes of the API (extensions.code) that gqlgen does not set
+// itself.
+const (
+	CodeUnauthenticated = "UNAUTHENTICATED"
+	CodeBadUserInput    = "BAD_USER_INPUT"
+	CodeNotFound        = "NOT_FOUND"
+	CodeConflict        = "CONFLICT"
+	CodeInternal        = "INTERNAL_SERVER_ERROR"
+)
+
+// internalMessage is all a client learns of an unexpected error; the
+// details are logged under the request id the client also receives.
+const internalMessage = "internal server error"
+
+// errPanic marks a panic already logged, with its stack, by recoverPanic.
+var errPanic = errors.New("panic in resolver")
+
+// presentError is the one place where the application's errors become
+// GraphQL errors with a code. Errors gqlgen made itself (parsing,
+// validation, arguments) already carry a message meant for the client;
+// anything it does not recognize is masked and logged.
+func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		gqlErr := &gqlerror.Error{Path: graphql.GetPath(ctx)}
+		var (
+			invalid  *model.InvalidInputError
+			conflict *model.ConflictError
+			known    *gqlerror.Error
+		)
+		switch {
+		case errors.As(err, &invalid):
+			gqlErr.Message = invalid.Error()
+			gqlErr.Extensions = map[string]any{"code": CodeBadUserInput, "field": invalid.Field}
+		case errors.Is(err, model.ErrNotFound):
+			gqlErr.Message = "task not found"
+			gqlErr.Extensions = map[string]any{"code": CodeNotFound}
+		case errors.Is(err, model.ErrUnauthenticated):
+			gqlErr.Message = "authentication required"
+			gqlErr.Extensions = map[string]any{"code": CodeUnauthenticated}
+		case errors.As(err, &conflict):
+			gqlErr.Message = conflict.Message
+			gqlErr.Extensions = map[string]any{"code": CodeConflict, "field": conflict.Field}
+		case errors.As(err, &known):
+			// gqlgen's own errors speak of the client's document. One that
+			// wraps a cause is an argument gqlgen could not convert, such
+			// as an unknown enum value in a variable.
+			if known.Err != nil {
+				known.Extensions = withCode(known.Extensions, CodeBadUserInput)
+			}
+			return known
+		default:
+			id := RequestID(ctx)
+			if !errors.Is(err, errPanic) {
+				log.ErrorContext(ctx, "internal error", "request_id", id, "path", gqlErr.Path.String(), "error", err)
+			}
+			gqlErr.Message = internalMessage
+			gqlErr.Extensions = map[string]any{"code": CodeInternal, "requestId": id}
+		}
+		return gqlErr
+	}
+}
+
+func withCode(ext map[string]any, code string) map[string]any {
+	if ext == nil {
+		ext = map[string]any{}
+	}
+	if _, ok := ext["code"]; !ok {
+		ext["code"] = code
+	}
+	return ext
+}
+
+// recoverPanic turns a panic in a resolver into an internal error for the
+// client and a log entry with the stack, instead of a crashed process.
+func recoverPanic(log *slog.Logger) graphql.RecoverFunc {
+	return func(ctx context.Context, p any) error {
+		log.ErrorContext(ctx, "panic", "request_id", RequestID(ctx), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		return errPanic
+	}
+}

@@ -1,0 +1,158 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+)
+
+// The response media types of GraphQL over HTTP.
+const (
+	mediaJSON            = "application/json"
+	mediaGraphQLResponse = "application/graphql-response+json"
+)
+
+// postTransport serves GraphQL over POST with a JSON body, and nothing
+// else: form and multipart bodies are refused before they get here, since a
+// browser sends those cross-site without a preflight.
+type postTransport struct{}
+
+func (postTransport) Supports(r *http.Request) bool {
+	return r.Method == http.MethodPost && r.Header.Get("Upgrade") == ""
+}
+
+func (postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	media := responseMediaType(r)
+	var params graphql.RawParams
+	dec := json.NewDecoder(r.Body)
+	dec.UseNumber()
+	if err := dec.Decode(&params); err != nil || dec.More() {
+		writeErrors(w, media, http.StatusBadRequest, "the body must be one JSON object with a query (batches are not supported)")
+		return
+	}
+	params.Headers = r.Header
+	serve(w, r, exec, &params, media, false)
+}
+
+// getTransport serves queries (never mutations) in the URL's query string,
+// as urql and persisted-query clients send them.
+type getTransport struct{}
+
+func (getTransport) Supports(r *http.Request) bool {
+	return r.Method == http.MethodGet && r.Header.Get("Upgrade") == ""
+}
+
+func (getTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	media := responseMediaType(r)
+	q := r.URL.Query()
+	params := graphql.RawParams{
+		Query:         q.Get("query"),
+		OperationName: q.Get("operationName"),
+		Headers:       r.Header,
+	}
+	for name, dst := range map[string]any{"variables": &params.Variables, "extensions": &params.Extensions} {
+		if v := q.Get(name); v != "" {
+			dec := json.NewDecoder(strings.NewReader(v))
+			dec.UseNumber()
+			if err := dec.Decode(dst); err != nil {
+				writeErrors(w, media, http.StatusBadRequest, name+" must be a JSON object")
+				return
+			}
+		}
+	}
+	serve(w, r, exec, &params, media, true)
+}
+
+// serve runs one operation. Documents that cannot run get the status the
+// GraphQL-over-HTTP spec gives them; a document that runs is 200 even
+// when a field fails, since the body then holds partial data.
+func serve(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, params *graphql.RawParams, media string, queryOnly bool) {
+	ctx := r.Context()
+	params.ReadTime = graphql.TraceTiming{Start: graphql.Now(), End: graphql.Now()}
+	opCtx, errs := exec.CreateOperationContext(ctx, params)
+	if errs != nil {
+		resp := exec.DispatchError(graphql.WithOperationContext(ctx, opCtx), errs)
+		writeResponse(w, media, statusFor(errs, media), resp)
+		return
+	}
+	if op := opCtx.Operation; queryOnly && op != nil && op.Operation != ast.Query {
+		w.Header().Set("Allow", "POST")
+		writeErrors(w, media, http.StatusMethodNotAllowed, "GET requests can only run queries; send "+string(op.Operation)+"s with POST")
+		return
+	}
+	if op := opCtx.Operation; op != nil && op.Operation == ast.Subscription {
+		writeErrors(w, media, http.StatusBadRequest, "subscriptions are served over WebSocket")
+		return
+	}
+	responses, ctx := exec.DispatchOperation(ctx, opCtx)
+	writeResponse(w, media, http.StatusOK, responses(ctx))
+}
+
+// statusFor is the status of a document that could not run: 400 for a
+// document that does not parse, and for one that fails validation 422 under
+// application/json (as gqlgen answers) or 400 under the newer media type.
+func statusFor(errs gqlerror.List, media string) int {
+	for _, err := range errs {
+		if err.Extensions["code"] == errcode.ParseFailed {
+			return http.StatusBadRequest
+		}
+	}
+	if errcode.GetErrorKind(errs) == errcode.KindProtocol {
+		if media == mediaGraphQLResponse {
+			return http.StatusBadRequest
+		}
+		return http.StatusUnprocessableEntity
+	}
+	return http.StatusOK
+}
+
+// responseMediaType picks the response media type from the Accept header:
+// the GraphQL response type when the client names it before plain JSON.
+func responseMediaType(r *http.Request) string {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		media, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		switch media {
+		case mediaGraphQLResponse:
+			return mediaGraphQLResponse
+		case mediaJSON:
+			return mediaJSON
+		}
+	}
+	return mediaJSON
+}
+
+func writeResponse(w http.ResponseWriter, media string, status int, resp *graphql.Response) {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(resp); err != nil {
+		// Only a marshaler of ours could fail here; the client still gets
+		// a well-formed answer.
+		status = http.StatusInternalServerError
+		buf.Reset()
+		json.NewEncoder(&buf).Encode(&graphql.Response{Errors: gqlerror.List{{
+			Message:    internalMessage,
+			Extensions: map[string]any{"code": CodeInternal},
+		}}})
+	}
+	w.Header().Set("Content-Type", media+"; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// writeErrors answers with one error and no data.
+func writeErrors(w http.ResponseWriter, media string, status int, msg string, ext ...map[string]any) {
+	e := &gqlerror.Error{Message: msg}
+	if len(ext) > 0 {
+		e.Extensions = ext[0]
+	}
+	writeResponse(w, media, status, &graphql.Response{Errors: gqlerror.List{e}})
+}

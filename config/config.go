@@ -1,0 +1,303 @@
+// Package config reads the server's configuration from the environment.
+// Every problem is reported as one line that names the variable at fault.
+package config
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/taskql/server/auth"
+	"github.com/taskql/server/database"
+)
+
+// The two environments.
+const (
+	Development = "development"
+	Production  = "production"
+)
+
+// DevSecretFile is where a development server keeps the HS256 secret it
+// creates when no token verification is configured, so that tokens minted
+// by `token` survive restarts.
+const DevSecretFile = ".dev-jwt-secret"
+
+// Config is the server's configuration.
+type Config struct {
+	// Env is Development or Production.
+	Env string
+	// ListenAddr is the TCP address to listen on.
+	ListenAddr string
+	// Database is how to open the database named by DATABASE_URL.
+	Database database.Config
+	// DirectURL is a non-pooled URL for what a transaction-mode pooler
+	// cannot do (LISTEN/NOTIFY).
+	DirectURL string
+	// Auth is how tokens are verified.
+	Auth auth.Config
+	// DevSecret is true when Auth.Secret was created for development
+	// because nothing else was configured.
+	DevSecret bool
+	// CORSAllowedOrigins are the browser origins allowed to call the API.
+	CORSAllowedOrigins []string
+	// IDE serves the GraphQL IDE at /.
+	IDE bool
+	// MaxBodyBytes bounds a request body.
+	MaxBodyBytes int64
+	// ShutdownTimeout bounds how long in-flight requests may take to finish
+	// after SIGINT or SIGTERM.
+	ShutdownTimeout time.Duration
+}
+
+// Error is a configuration problem with one variable.
+type Error struct {
+	Var string
+	Msg string
+}
+
+func (e *Error) Error() string { return e.Var + ": " + e.Msg }
+
+// Load reads the configuration through getenv (os.Getenv in the server).
+// In development it may create DevSecretFile in the working directory.
+func Load(getenv func(string) string) (*Config, error) {
+	c := &Config{Env: getenv("APP_ENV")}
+	switch c.Env {
+	case "":
+		c.Env = Development
+	case Development, Production:
+	default:
+		return nil, &Error{"APP_ENV", fmt.Sprintf("must be %q or %q, got %q", Development, Production, c.Env)}
+	}
+	prod := c.Env == Production
+
+	if err := c.loadListenAddr(getenv, prod); err != nil {
+		return nil, err
+	}
+	if err := c.loadDatabase(getenv, prod); err != nil {
+		return nil, err
+	}
+	if err := c.loadAuth(getenv, prod); err != nil {
+		return nil, err
+	}
+
+	c.CORSAllowedOrigins = nil
+	origins := getenv("CORS_ALLOWED_ORIGINS")
+	if origins == "" && !prod {
+		origins = "http://localhost:3000"
+	}
+	for _, o := range strings.Split(origins, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		if err := checkOrigin(o); err != nil {
+			return nil, &Error{"CORS_ALLOWED_ORIGINS", err.Error()}
+		}
+		c.CORSAllowedOrigins = append(c.CORSAllowedOrigins, o)
+	}
+
+	var err error
+	if c.IDE, err = boolVar(getenv, "GRAPHQL_IDE", !prod); err != nil {
+		return nil, err
+	}
+	maxBody, err := intVar(getenv, "MAX_BODY_BYTES", 1<<20)
+	if err != nil {
+		return nil, err
+	}
+	c.MaxBodyBytes = int64(maxBody)
+	if c.ShutdownTimeout, err = durationVar(getenv, "SHUTDOWN_TIMEOUT", 30*time.Second); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Config) loadListenAddr(getenv func(string) string, prod bool) error {
+	host := "127.0.0.1"
+	if prod {
+		host = ""
+	}
+	c.ListenAddr = host + ":8080"
+	if port := getenv("PORT"); port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 0 || n > 65535 {
+			return &Error{"PORT", fmt.Sprintf("must be a port number, got %q", port)}
+		}
+		c.ListenAddr = host + ":" + port
+	}
+	if addr := getenv("LISTEN_ADDR"); addr != "" {
+		c.ListenAddr = addr
+	}
+	return nil
+}
+
+func (c *Config) loadDatabase(getenv func(string) string, prod bool) error {
+	c.Database.URL = getenv("DATABASE_URL")
+	if c.Database.URL == "" {
+		if prod {
+			return &Error{"DATABASE_URL", "must be set in production"}
+		}
+		c.Database.URL = "sqlite://todo.db"
+	}
+	if !database.IsPostgres(c.Database.URL) && !strings.HasPrefix(c.Database.URL, "sqlite:") {
+		return &Error{"DATABASE_URL", "must start with postgres://, postgresql:// or sqlite:"}
+	}
+	if database.IsPostgres(c.Database.URL) {
+		if _, err := url.Parse(c.Database.URL); err != nil {
+			return &Error{"DATABASE_URL", "is not a valid URL"}
+		}
+	}
+	c.DirectURL = getenv("DATABASE_DIRECT_URL")
+	if c.DirectURL == "" {
+		c.DirectURL = DirectURL(c.Database.URL)
+	}
+
+	var err error
+	if c.Database.MaxOpenConns, err = intVar(getenv, "DB_MAX_OPEN_CONNS", database.DefaultMaxOpenConns); err != nil {
+		return err
+	}
+	if c.Database.MaxIdleConns, err = intVar(getenv, "DB_MAX_IDLE_CONNS", database.DefaultMaxIdleConns); err != nil {
+		return err
+	}
+	if c.Database.MaxIdleConns > c.Database.MaxOpenConns {
+		return &Error{"DB_MAX_IDLE_CONNS", "must not exceed DB_MAX_OPEN_CONNS"}
+	}
+	c.Database.ConnMaxLifetime, err = durationVar(getenv, "DB_CONN_MAX_LIFETIME", database.DefaultConnMaxLifetime)
+	return err
+}
+
+// DirectURL derives the non-pooled URL of a database: Neon's pooled host
+// has "-pooler" in its first label, and the direct host is the same name
+// without it.
+func DirectURL(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || !strings.HasSuffix(u.Hostname(), ".neon.tech") {
+		return rawURL
+	}
+	first, rest, _ := strings.Cut(u.Host, ".")
+	if direct, ok := strings.CutSuffix(first, "-pooler"); ok {
+		u.Host = direct + "." + rest
+	}
+	return u.String()
+}
+
+func (c *Config) loadAuth(getenv func(string) string, prod bool) error {
+	if base := strings.TrimRight(getenv("BETTER_AUTH_URL"), "/"); base != "" {
+		if err := checkOrigin(base); err != nil {
+			return &Error{"BETTER_AUTH_URL", err.Error()}
+		}
+		c.Auth.JWKSURL = base + "/api/auth/jwks"
+		c.Auth.Issuer = base
+		c.Auth.Audience = base
+	}
+	if v := getenv("AUTH_JWKS_URL"); v != "" {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return &Error{"AUTH_JWKS_URL", "must be an http(s) URL"}
+		}
+		c.Auth.JWKSURL = v
+	}
+	if v := getenv("AUTH_ISSUER"); v != "" {
+		c.Auth.Issuer = v
+	}
+	if v := getenv("AUTH_AUDIENCE"); v != "" {
+		c.Auth.Audience = v
+	}
+	if v := getenv("AUTH_JWT_SECRET"); v != "" {
+		if len(v) < 32 {
+			return &Error{"AUTH_JWT_SECRET", "must be at least 32 bytes"}
+		}
+		c.Auth.Secret = []byte(v)
+	}
+	if c.Auth.JWKSURL != "" || len(c.Auth.Secret) > 0 {
+		return nil
+	}
+	if prod {
+		return &Error{"BETTER_AUTH_URL", "production needs a way to verify tokens: set BETTER_AUTH_URL, AUTH_JWKS_URL or AUTH_JWT_SECRET"}
+	}
+	secret, err := loadOrCreateDevSecret(DevSecretFile)
+	if err != nil {
+		return &Error{"AUTH_JWT_SECRET", "not set, and no development secret could be kept in " + DevSecretFile + ": " + err.Error()}
+	}
+	c.Auth.Secret = secret
+	c.DevSecret = true
+	return nil
+}
+
+// loadOrCreateDevSecret reads the development secret at path, creating it
+// with 32 random bytes the first time.
+func loadOrCreateDevSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if s := strings.TrimSpace(string(b)); len(s) >= 32 {
+			return []byte(s), nil
+		}
+		return nil, errors.New("file holds fewer than 32 bytes")
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	raw := make([]byte, 32)
+	rand.Read(raw)
+	secret := base64.RawURLEncoding.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	return []byte(secret), nil
+}
+
+func checkOrigin(o string) error {
+	if o == "*" {
+		return nil
+	}
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return fmt.Errorf("%q is not an origin like https://app.example.com", o)
+	}
+	return nil
+}
+
+func intVar(getenv func(string) string, name string, def int) (int, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, &Error{name, fmt.Sprintf("must be a positive integer, got %q", v)}
+	}
+	return n, nil
+}
+
+// durationVar accepts a Go duration ("90s", "5m") or whole seconds ("300").
+func durationVar(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	if n, err := strconv.Atoi(v); err == nil && n > 0 {
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, &Error{name, fmt.Sprintf("must be a duration like 300s or a number of seconds, got %q", v)}
+	}
+	return d, nil
+}
+
+func boolVar(getenv func(string) string, name string, def bool) (bool, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, &Error{name, fmt.Sprintf("must be true or false, got %q", v)}
+	}
+	return b, nil
+}

@@ -1,0 +1,51 @@
+package model
+
+import (
+	"time"
+
+	"github.com/uptrace/bun/dialect"
+	"github.com/uptrace/bun/schema"
+)
+
+// SQLite has no timestamp type: the task table keeps times there as text in
+// one fixed-width UTC form, so that text order is time order and a cursor's
+// time compares equal to the stored one. SQLite's clock has millisecond
+// resolution.
+const (
+	sqliteTimeLayout = "2006-01-02T15:04:05.000Z"
+	sqliteNowExpr    = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+)
+
+// sqlNow is the database's current time, as the task table stores it.
+type sqlNow struct{}
+
+func (sqlNow) AppendQuery(gen schema.QueryGen, b []byte) ([]byte, error) {
+	if gen.Dialect().Name() == dialect.SQLite {
+		return append(b, sqliteNowExpr...), nil
+	}
+	return append(b, "now()"...), nil
+}
+
+// sqlTime is a time to compare with a task column.
+type sqlTime time.Time
+
+func (t sqlTime) AppendQuery(gen schema.QueryGen, b []byte) ([]byte, error) {
+	tm := time.Time(t).UTC()
+	if gen.Dialect().Name() == dialect.SQLite {
+		b = append(b, '\'')
+		b = tm.AppendFormat(b, sqliteTimeLayout)
+		return append(b, '\''), nil
+	}
+	return gen.Dialect().AppendTime(b, tm), nil
+}
+
+// sqlILike is the case-insensitive LIKE operator. SQLite's LIKE already
+// ignores case (for ASCII letters); PostgreSQL's needs ILIKE.
+type sqlILike struct{}
+
+func (sqlILike) AppendQuery(gen schema.QueryGen, b []byte) ([]byte, error) {
+	if gen.Dialect().Name() == dialect.SQLite {
+		return append(b, "LIKE"...), nil
+	}
+	return append(b, "ILIKE"...), nil
+}
