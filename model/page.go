@@ -337,4 +337,3 @@ func decodeCursor(field, s string, f TaskOrderField) (value any, id int64, err e
 	}
 	return sqlTime(tm), c.ID, nil
 }
-
