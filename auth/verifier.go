@@ -54,9 +54,10 @@ const (
 	minRSABits = 2048
 )
 
-// jwksAlgs are the asymmetric algorithms a JWKS key may be pinned to. Anything
-// else (HS*, none, RS384, ...) is refused before a key is even looked up.
-var jwksAlgs = []string{"EdDSA", "RS256", "PS256", "ES256"}
+// jwksAlgs lists the asymmetric algorithms a JWKS key may be pinned to.
+// Anything else (HS*, none, RS384, ...) is refused before a key is even looked
+// up. A function rather than a var so no caller can mutate a shared slice.
+func jwksAlgs() []string { return []string{"EdDSA", "RS256", "PS256", "ES256"} }
 
 const hmacAlg = "HS256"
 
@@ -137,7 +138,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		if err := checkJWKSURL(cfg.JWKSURL); err != nil {
 			return nil, err
 		}
-		v.algs = append(v.algs, jwksAlgs...)
+		v.algs = append(v.algs, jwksAlgs()...)
 		v.setupJWKS(ctx, cfg)
 	}
 
@@ -325,7 +326,7 @@ func (v *Verifier) keyfunc(ctx context.Context) jwt.Keyfunc {
 			}
 			return v.secret, nil
 		}
-		if v.jwks == nil || !slices.Contains(jwksAlgs, alg) {
+		if v.jwks == nil || !slices.Contains(jwksAlgs(), alg) {
 			return nil, reasonAlgNotAllowed
 		}
 		// Better Auth always sets kid. Guessing a key for kid-less tokens
