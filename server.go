@@ -57,7 +57,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "serve":
 		return serve(ctx, getenv, stderr)
 	case "token":
-		return printToken(args, getenv, stdout)
+		return printToken(args, getenv, stdout, stderr)
 	case "schema":
 		return printSchema(stdout)
 	case "help", "-h", "-help", "--help":
@@ -164,14 +164,20 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 
 // printToken mints an HS256 token with the configured secret, for curl and
 // tests. Production never mints tokens.
-func printToken(args []string, getenv func(string) string, stdout io.Writer) error {
+func printToken(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	// The flag package would write usage and errors to os.Stderr, past
+	// the writer run was given.
+	fs.SetOutput(stderr)
 	sub := fs.String("sub", "", "user id (the token's subject); required")
 	email := fs.String("email", "", "email claim")
 	name := fs.String("name", "", "name claim")
 	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime")
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // usage was asked for, and printed
+		}
+		return fmt.Errorf("token: %w", err)
 	}
 	if *sub == "" {
 		return errors.New("token: --sub is required")

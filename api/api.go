@@ -13,11 +13,11 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/rs/cors"
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/taskql/server/graph"
+	"github.com/taskql/server/ide"
 	"github.com/taskql/server/model"
 	"github.com/taskql/server/resolver"
 )
@@ -48,6 +48,23 @@ type Config struct {
 	// development convenience, never set in production.
 	IDEToken string
 }
+
+// exampleQuery is what the IDE shows first.
+const exampleQuery = `# Welcome to the Tasks API. Press the run button (or Ctrl-Enter).
+mutation Add {
+  createTask(input: { title: "Try the Tasks API" }) { id title completed createdAt }
+}
+
+query MyTasks {
+  me { id email name }
+  tasks(first: 20) {
+    nodes { id title description completed createdAt updatedAt }
+    pageInfo { hasNextPage endCursor }
+    totalCount
+  }
+  taskStats { total completed active }
+}
+`
 
 // New returns the server's HTTP handler.
 func New(cfg Config) http.Handler {
@@ -90,11 +107,13 @@ func New(cfg Config) http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	if cfg.IDE {
-		var opts []playground.GraphiqlConfigOption
+		ideCfg := ide.Config{Title: "Tasks GraphQL", Endpoint: "/graphql", Query: exampleQuery}
 		if cfg.IDEToken != "" {
-			opts = append(opts, playground.WithGraphiqlFetcherHeaders(map[string]string{"Authorization": "Bearer " + cfg.IDEToken}))
+			ideCfg.Headers = map[string]string{"Authorization": "Bearer " + cfg.IDEToken}
 		}
-		mux.Handle("GET /{$}", playground.Handler("Tasks", "/graphql", opts...))
+		h := ide.Handler(ideCfg)
+		mux.Handle("GET /{$}", h)
+		mux.Handle("GET "+ide.AssetPrefix, h)
 	}
 
 	c := cors.New(cors.Options{

@@ -34,6 +34,10 @@ var errPanic = errors.New("panic in resolver")
 // GraphQL errors with a code. Errors gqlgen made itself (parsing,
 // validation, arguments) already carry a message meant for the client;
 // anything it does not recognize is masked and logged.
+//
+// gqlgen hands every error a resolver returns (and a recovered panic) to
+// the presenter wrapped in a *gqlerror.Error whose Err is the cause, so a
+// *gqlerror.Error is not by itself one of gqlgen's own: the cause decides.
 func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gqlErr := &gqlerror.Error{Path: graphql.GetPath(ctx)}
@@ -42,6 +46,13 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			conflict *model.ConflictError
 			known    *gqlerror.Error
 		)
+		if errors.As(err, &known) {
+			// Keep where gqlgen says the error happened.
+			if known.Path != nil {
+				gqlErr.Path = known.Path
+			}
+			gqlErr.Locations = known.Locations
+		}
 		switch {
 		case errors.As(err, &invalid):
 			gqlErr.Message = invalid.Error()
@@ -55,15 +66,13 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		case errors.As(err, &conflict):
 			gqlErr.Message = conflict.Message
 			gqlErr.Extensions = map[string]any{"code": CodeConflict, "field": conflict.Field}
-		case errors.As(err, &known):
-			// gqlgen's own errors speak of the client's document. One that
-			// wraps a cause is an argument gqlgen could not convert, such
-			// as an unknown enum value in a variable.
-			if known.Err != nil {
-				known.Extensions = withCode(known.Extensions, CodeBadUserInput)
-			}
+		case known != nil && known.Err == nil:
+			// An error gqlgen made itself, about the client's document
+			// (parse, validation, a null where the schema forbids it).
 			return known
 		default:
+			// A resolver's unexpected error (the database, a bug) or a
+			// panic: its text may hold SQL or driver details.
 			id := RequestID(ctx)
 			if !errors.Is(err, errPanic) {
 				log.ErrorContext(ctx, "internal error", "request_id", id, "path", gqlErr.Path.String(), "error", err)
@@ -73,16 +82,6 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 		return gqlErr
 	}
-}
-
-func withCode(ext map[string]any, code string) map[string]any {
-	if ext == nil {
-		ext = map[string]any{}
-	}
-	if _, ok := ext["code"]; !ok {
-		ext["code"] = code
-	}
-	return ext
 }
 
 // recoverPanic turns a panic in a resolver into an internal error for the

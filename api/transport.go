@@ -98,16 +98,20 @@ func serve(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, p
 // statusFor is the status of a document that could not run: 400 for a
 // document that does not parse, and for one that fails validation 422 under
 // application/json (as gqlgen answers) or 400 under the newer media type.
+// Other refusals (an unknown persisted-query hash) are 200 under
+// application/json, as Apollo clients expect, but 400 under
+// application/graphql-response+json: its clients rely on a response
+// without data never being 2xx.
 func statusFor(errs gqlerror.List, media string) int {
 	for _, err := range errs {
 		if err.Extensions["code"] == errcode.ParseFailed {
 			return http.StatusBadRequest
 		}
 	}
+	if media == mediaGraphQLResponse {
+		return http.StatusBadRequest
+	}
 	if errcode.GetErrorKind(errs) == errcode.KindProtocol {
-		if media == mediaGraphQLResponse {
-			return http.StatusBadRequest
-		}
 		return http.StatusUnprocessableEntity
 	}
 	return http.StatusOK
@@ -131,14 +135,31 @@ func responseMediaType(r *http.Request) string {
 	return mediaJSON
 }
 
+// requestError is the body of a request error: one refused before
+// execution (by the HTTP layer, or a document that does not parse or
+// validate). GraphQL over HTTP says it has no "data" key at all, which is
+// how clients tell it from an executed operation whose root came out null
+// ("data": null); graphql.Response always writes the key.
+type requestError struct {
+	Errors     gqlerror.List  `json:"errors"`
+	Extensions map[string]any `json:"extensions,omitempty"`
+}
+
+// writeResponse writes resp with status. A response without Data never
+// executed (gqlgen sets Data, at least to null, whenever it runs an
+// operation) and is written as a requestError.
 func writeResponse(w http.ResponseWriter, media string, status int, resp *graphql.Response) {
+	var body any = resp
+	if resp.Data == nil {
+		body = requestError{Errors: resp.Errors, Extensions: resp.Extensions}
+	}
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(resp); err != nil {
+	if err := json.NewEncoder(&buf).Encode(body); err != nil {
 		// Only a marshaler of ours could fail here; the client still gets
 		// a well-formed answer.
 		status = http.StatusInternalServerError
 		buf.Reset()
-		json.NewEncoder(&buf).Encode(&graphql.Response{Errors: gqlerror.List{{
+		json.NewEncoder(&buf).Encode(requestError{Errors: gqlerror.List{{
 			Message:    internalMessage,
 			Extensions: map[string]any{"code": CodeInternal},
 		}}})
@@ -148,7 +169,7 @@ func writeResponse(w http.ResponseWriter, media string, status int, resp *graphq
 	w.Write(buf.Bytes())
 }
 
-// writeErrors answers with one error and no data.
+// writeErrors answers with one error and no data entry: a request error.
 func writeErrors(w http.ResponseWriter, media string, status int, msg string, ext ...map[string]any) {
 	e := &gqlerror.Error{Message: msg}
 	if len(ext) > 0 {

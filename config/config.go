@@ -99,7 +99,10 @@ func Load(getenv func(string) string) (*Config, error) {
 		if err := checkOrigin(o); err != nil {
 			return nil, &Error{"CORS_ALLOWED_ORIGINS", err.Error()}
 		}
-		c.CORSAllowedOrigins = append(c.CORSAllowedOrigins, o)
+		// A browser's Origin header never ends in "/", and the CORS
+		// middleware compares whole strings: "https://app.example.com/"
+		// would silently match nothing.
+		c.CORSAllowedOrigins = append(c.CORSAllowedOrigins, strings.TrimSuffix(o, "/"))
 	}
 
 	var err error
@@ -128,7 +131,9 @@ func (c *Config) loadListenAddr(getenv func(string) string, prod bool) error {
 		if err != nil || n < 0 || n > 65535 {
 			return &Error{"PORT", fmt.Sprintf("must be a port number, got %q", port)}
 		}
-		c.ListenAddr = host + ":" + port
+		// Written back canonically: Atoi accepts "+80" and "0080", which
+		// the listener would take for a service name or refuse.
+		c.ListenAddr = host + ":" + strconv.Itoa(n)
 	}
 	if addr := getenv("LISTEN_ADDR"); addr != "" {
 		c.ListenAddr = addr
@@ -161,7 +166,9 @@ func (c *Config) loadDatabase(getenv func(string) string, prod bool) error {
 	if c.Database.MaxOpenConns, err = intVar(getenv, "DB_MAX_OPEN_CONNS", database.DefaultMaxOpenConns); err != nil {
 		return err
 	}
-	if c.Database.MaxIdleConns, err = intVar(getenv, "DB_MAX_IDLE_CONNS", database.DefaultMaxIdleConns); err != nil {
+	// The idle default follows a smaller DB_MAX_OPEN_CONNS, so that setting
+	// that one alone is not refused for a variable the operator never set.
+	if c.Database.MaxIdleConns, err = intVar(getenv, "DB_MAX_IDLE_CONNS", min(database.DefaultMaxIdleConns, c.Database.MaxOpenConns)); err != nil {
 		return err
 	}
 	if c.Database.MaxIdleConns > c.Database.MaxOpenConns {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
@@ -103,7 +104,7 @@ func openPostgres(cfg Config) (*bun.DB, error) {
 	// simple protocol is one round trip and works through transaction-mode
 	// poolers such as Neon's.
 	connConfig.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-	sqldb := stdlib.OpenDB(*connConfig)
+	sqldb := stdlib.OpenDB(*connConfig, stdlib.OptionAfterConnect(scanTimesInUTC))
 	// pgx's driver pings a connection idle for more than a second before
 	// handing it out again, so a connection dropped by the server while idle
 	// is replaced instead of failing a request.
@@ -112,6 +113,18 @@ func openPostgres(cfg Config) (*bun.DB, error) {
 	sqldb.SetConnMaxLifetime(cfg.ConnMaxLifetime)
 	sqldb.SetConnMaxIdleTime(cfg.ConnMaxLifetime)
 	return bun.NewDB(sqldb, pgdialect.New()), nil
+}
+
+// scanTimesInUTC makes the connection read timestamptz values in UTC, as
+// SQLite's are read, instead of in the process's local time zone, which pgx
+// uses by default: the server's times are UTC on both databases.
+func scanTimesInUTC(_ context.Context, conn *pgx.Conn) error {
+	conn.TypeMap().RegisterType(&pgtype.Type{
+		Name:  "timestamptz",
+		OID:   pgtype.TimestamptzOID,
+		Codec: &pgtype.TimestamptzCodec{ScanLocation: time.UTC},
+	})
+	return nil
 }
 
 // verifyNeonCertificates makes sslmode=require verify the certificate of a
@@ -169,5 +182,8 @@ func sqliteDSN(rawURL string) (dsn string, memory bool, err error) {
 		return "", false, ErrUnsupportedURL
 	}
 	params.Add("_pragma", "journal_mode(WAL)")
+	// SQLite decodes %XX escapes in a file: URI; escape '%' so that PATH is
+	// the file's name as written.
+	path = strings.ReplaceAll(path, "%", "%25")
 	return "file:" + path + "?" + params.Encode(), false, nil
 }

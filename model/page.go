@@ -49,7 +49,7 @@ func (f *TaskOrderField) UnmarshalGQL(v any) error {
 	s, _ := v.(string)
 	*f = TaskOrderField(s)
 	if _, _, ok := f.column(); !ok {
-		return fmt.Errorf("%q is not a valid TaskOrderField", s)
+		return invalid("orderBy.field", "%q is not a TaskOrderField", s)
 	}
 	return nil
 }
@@ -71,7 +71,7 @@ func (d *OrderDirection) UnmarshalGQL(v any) error {
 	s, _ := v.(string)
 	*d = OrderDirection(s)
 	if *d != Asc && *d != Desc {
-		return fmt.Errorf("%q is not a valid OrderDirection", s)
+		return invalid("orderBy.direction", "%q is not an OrderDirection", s)
 	}
 	return nil
 }

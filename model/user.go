@@ -47,7 +47,15 @@ func (s *Users) ByID(ctx context.Context, id string) (*User, error) {
 
 // Create inserts u. A second user with the same email is a *ConflictError.
 func (s *Users) Create(ctx context.Context, u *User) error {
-	_, err := s.db.NewInsert().Model(u).Exec(ctx)
+	q := s.db.NewInsert().Model(u)
+	if u.CreatedAt.IsZero() {
+		// Leave a zero createdAt to the column's default, as Better Auth's
+		// table has one, and read it back. Bun would otherwise write NULL on
+		// SQLite (it writes DEFAULT only on PostgreSQL), which the NOT NULL
+		// column refuses.
+		q = q.ExcludeColumn("createdAt").Returning("?", bun.Ident("createdAt"))
+	}
+	_, err := q.Exec(ctx)
 	if isUniqueViolation(err) {
 		return &ConflictError{Field: "email", Message: "a user with this email already exists", Err: err}
 	}
