@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -25,12 +26,15 @@ import (
 	"time"
 
 	"github.com/joho/godotenv"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 	"github.com/vektah/gqlparser/v2/formatter"
 
 	"github.com/taskql/server/api"
 	"github.com/taskql/server/auth"
 	"github.com/taskql/server/config"
 	"github.com/taskql/server/database"
+	"github.com/taskql/server/events"
 	"github.com/taskql/server/graph"
 	"github.com/taskql/server/model"
 )
@@ -84,6 +88,11 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	if err := model.CreateSchema(bootCtx, db); err != nil {
 		return err
 	}
+	if cfg.PprofAddr != "" {
+		if err := servePprof(ctx, cfg.PprofAddr, log); err != nil {
+			return err
+		}
+	}
 	verifier, err := auth.New(ctx, cfg.Auth)
 	if err != nil {
 		return fmt.Errorf("auth: %w", err)
@@ -103,9 +112,24 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 			"Mint others with: go run . token --sub alice\n\n", config.DevSecretFile, ideToken)
 	}
 
+	var metrics *api.Metrics
+	if cfg.MetricsEnabled {
+		metrics = api.NewMetrics(db.DB)
+	}
+	// Mutations publish their committed changes to the event bus, which
+	// feeds the taskChanged subscriptions.
+	tasks := model.NewTasks(db)
+	bus, err := newEventBus(bootCtx, cfg, db, log)
+	if err != nil {
+		return err
+	}
+	defer bus.Close()
+	tasks.PublishTo(bus)
+	var websockets api.Websockets
+
 	var draining atomic.Bool
 	handler := api.New(api.Config{
-		Tasks:    model.NewTasks(db),
+		Tasks:    tasks,
 		Verifier: verifier,
 		Ready: func(ctx context.Context) error {
 			if draining.Load() {
@@ -118,13 +142,18 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		MaxBodyBytes:       cfg.MaxBodyBytes,
 		IDE:                cfg.IDE,
 		IDEToken:           ideToken,
+		Changes:            bus,
+		Websockets:         &websockets,
+		Limits:             cfg.Limits,
+		Metrics:            metrics,
+		MetricsToken:       cfg.MetricsToken,
 	})
 	srv := &http.Server{
 		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeader,
+		ReadTimeout:       cfg.HTTP.Read,
+		WriteTimeout:      cfg.HTTP.Write,
+		IdleTimeout:       cfg.HTTP.Idle,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -148,18 +177,61 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	log.Info("shutting down", "grace", cfg.ShutdownTimeout)
 	shutdownCtx, cancelShutdown := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancelShutdown()
+	// srv.Shutdown neither closes nor waits for websockets (their
+	// connections were taken over): close them alongside, with 1001, so
+	// their clients reconnect to another instance at once.
+	websocketsClosed := make(chan error, 1)
+	go func() { websocketsClosed <- websockets.Shutdown(shutdownCtx) }()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-websocketsClosed; err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")
 	return nil
 }
 
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
-	if cfg.Env == config.Production {
-		return slog.New(slog.NewJSONHandler(w, nil))
+// newEventBus returns the event bus for the database: in process on
+// SQLite, where one instance serves; PostgreSQL's LISTEN/NOTIFY on the
+// direct URL otherwise, so that every instance hears every change.
+func newEventBus(ctx context.Context, cfg *config.Config, db *bun.DB, log *slog.Logger) (events.Bus, error) {
+	if db.Dialect().Name() != dialect.PG {
+		return &events.Local{}, nil
 	}
-	return slog.New(slog.NewTextHandler(w, nil))
+	bus := &events.Postgres{URL: cfg.DirectURL, Logger: log}
+	if err := bus.Start(ctx); err != nil {
+		return nil, fmt.Errorf("DATABASE_DIRECT_URL: %w", err)
+	}
+	return bus, nil
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.Env == config.Production {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// servePprof serves net/http/pprof on addr, apart from the API, until ctx
+// ends: how bench/README.md profiles a running server.
+func servePprof(ctx context.Context, addr string, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("PPROF_ADDR: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	context.AfterFunc(ctx, func() { srv.Close() })
+	log.Warn("pprof listening: profiles reveal internals, keep PPROF_ADDR off the public network", "addr", ln.Addr().String())
+	return nil
 }
 
 // printToken mints an HS256 token with the configured secret, for curl and

@@ -13,6 +13,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/rs/cors"
 	"github.com/vektah/gqlparser/v2/ast"
 
@@ -47,6 +48,24 @@ type Config struct {
 	// IDEToken, when set, is put in the IDE's Authorization header: a
 	// development convenience, never set in production.
 	IDEToken string
+	// Changes feeds the taskChanged subscription: the event bus the
+	// store publishes to. Nil refuses subscriptions.
+	Changes resolver.ChangeFeed
+	// Websockets, when set, tracks websocket connections so that a
+	// shutdown can close them (see Websockets.Shutdown).
+	Websockets *Websockets
+	// WebsocketKeepAlive is how often a websocket is pinged; a peer that
+	// does not answer within as long is dropped. Zero means 15s.
+	WebsocketKeepAlive time.Duration
+	// WebsocketInitTimeout is how long a websocket may wait before its
+	// connection_init. Zero means 10s.
+	WebsocketInitTimeout time.Duration
+	// Limits bounds what one request may make the server do.
+	Limits Limits
+	// Metrics, when not nil, records the server's metrics and serves them
+	// at /metrics; MetricsToken, when set, is the bearer token it asks for.
+	Metrics      *Metrics
+	MetricsToken string
 }
 
 // exampleQuery is what the IDE shows first.
@@ -76,21 +95,39 @@ func New(cfg Config) http.Handler {
 	}
 
 	gql := handler.New(graph.NewExecutableSchema(graph.Config{
-		Resolvers:  &resolver.Resolver{TaskStore: cfg.Tasks},
+		Resolvers:  &resolver.Resolver{TaskStore: cfg.Tasks, Changes: cfg.Changes},
 		Directives: graph.DirectiveRoot{Auth: resolver.Auth},
 	}))
+	// @defer is answered incrementally to clients that accept
+	// multipart/mixed (Apollo Client asks for it when a query defers);
+	// postTransport refuses @defer from the others instead of dropping
+	// the deferred fields.
+	gql.AddTransport(transport.MultipartMixed{})
 	gql.AddTransport(postTransport{})
 	gql.AddTransport(getTransport{})
+	gql.AddTransport(newWebsocketTransport(cfg))
 	// Parsing and validating a document costs more than running a small
 	// query: keep the parsed form of recent documents.
 	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
-	gql.Use(extension.Introspection{})
+	limits := cfg.Limits.withDefaults()
+	if !limits.DisableIntrospection {
+		gql.Use(extension.Introspection{})
+	}
+	gql.SetParserTokenLimit(limits.MaxTokens)
+	gql.SetDisableSuggestion(limits.DisableSuggestions)
 	gql.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	gql.Use(queryLimits{maxCost: limits.MaxCost, maxDepth: limits.MaxDepth, introspectionAllowed: !limits.DisableIntrospection})
+	gql.Use(newMutationLimiter(limits.MutationRate, limits.MutationBurst))
+	gql.AroundOperations(executionTimeout(limits.ExecutionTimeout))
+	gql.Use(operationObserver{metrics: cfg.Metrics})
 	gql.SetErrorPresenter(presentError(cfg.Logger))
 	gql.SetRecoverFunc(recoverPanic(cfg.Logger))
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", graphqlOnly(cfg.MaxBodyBytes, authenticate(cfg.Verifier, gql)))
+	mux.Handle("/graphql", graphqlOnly(cfg.MaxBodyBytes, authenticate(newTokenCache(cfg.Verifier), gql)))
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", cfg.Metrics.handler(cfg.MetricsToken))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
@@ -123,7 +160,7 @@ func New(cfg Config) http.Handler {
 		ExposedHeaders: []string{"X-Request-Id"},
 		MaxAge:         600,
 	})
-	return withRequestID(logRequests(cfg.Logger, c.Handler(mux)))
+	return withRequestID(logRequests(cfg.Logger, cfg.Metrics, c.Handler(mux)))
 }
 
 // graphqlOnly refuses what /graphql does not serve before gqlgen sees it:

@@ -21,6 +21,10 @@ const (
 	CodeNotFound        = "NOT_FOUND"
 	CodeConflict        = "CONFLICT"
 	CodeInternal        = "INTERNAL_SERVER_ERROR"
+
+	// CodeSlowSubscriber ends a subscription whose client read too
+	// slowly to keep up: it should refetch and resubscribe.
+	CodeSlowSubscriber = "SLOW_SUBSCRIBER"
 )
 
 // internalMessage is all a client learns of an unexpected error; the
@@ -44,6 +48,7 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		var (
 			invalid  *model.InvalidInputError
 			conflict *model.ConflictError
+			slow     *model.SlowSubscriberError
 			known    *gqlerror.Error
 		)
 		if errors.As(err, &known) {
@@ -63,6 +68,9 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		case errors.Is(err, model.ErrUnauthenticated):
 			gqlErr.Message = "authentication required"
 			gqlErr.Extensions = map[string]any{"code": CodeUnauthenticated}
+		case errors.As(err, &slow):
+			gqlErr.Message = slow.Error()
+			gqlErr.Extensions = map[string]any{"code": CodeSlowSubscriber}
 		case errors.As(err, &conflict):
 			gqlErr.Message = conflict.Message
 			gqlErr.Extensions = map[string]any{"code": CodeConflict, "field": conflict.Field}
@@ -70,6 +78,13 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			// An error gqlgen made itself, about the client's document
 			// (parse, validation, a null where the schema forbids it).
 			return known
+		case timedOut(ctx) && !errors.Is(err, errPanic):
+			// Whatever failed, it failed because the operation ran out of
+			// time (the database query was cancelled); the cause is logged.
+			id := RequestID(ctx)
+			log.WarnContext(ctx, "execution timeout", "request_id", id, "path", gqlErr.Path.String(), "error", err)
+			gqlErr.Message = "the operation took too long and was cancelled"
+			gqlErr.Extensions = map[string]any{"code": CodeTimeout, "requestId": id}
 		default:
 			// A resolver's unexpected error (the database, a bug) or a
 			// panic: its text may hold SQL or driver details.

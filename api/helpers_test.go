@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/uptrace/bun"
@@ -483,3 +484,21 @@ fragment TypeRef on __Type {
   }
 }
 `
+
+// queryCounter is a bun query hook that counts the queries a database
+// runs, for proving a refused request never reached it.
+type queryCounter struct{ n atomic.Int64 }
+
+func (c *queryCounter) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+
+func (c *queryCounter) AfterQuery(context.Context, *bun.QueryEvent) {}
+
+// countQueries starts counting the queries of srv's database.
+func (s *testServer) countQueries() *queryCounter {
+	c := &queryCounter{}
+	s.DB.AddQueryHook(c)
+	return c
+}

@@ -1,10 +1,14 @@
 package api_test
 
 import (
+	"context"
 	"net/http"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/taskql/server/api"
+	"github.com/taskql/server/model"
 	"github.com/taskql/server/testutil"
 )
 
@@ -144,4 +148,105 @@ func TestEveryAuthFieldRefusesAnonymousCallers(t *testing.T) {
 			t.Errorf("anonymous mutations changed the database: %+v, %d tasks", data.Task, srv.taskCount(t))
 		}
 	})
+}
+
+// TestAnotherUsersIDsInEveryInputChangeNothing is the IDOR suite: bob sends
+// alice's ids and cursors in every argument that takes one, alone and
+// aliased next to his own, and with every shape of update. Nothing of
+// alice's leaks into his answers, and her rows, read from the database
+// itself, are byte for byte as they were.
+func TestAnotherUsersIDsInEveryInputChangeNothing(t *testing.T) {
+	testutil.ForEachDialect(t, func(t *testing.T, d testutil.Dialect) {
+		// Over a hundred mutations in a row: above the default burst.
+		srv := newServer(t, d, func(c *api.Config) { c.Limits.MutationBurst = 10_000 })
+		alice, bob := mint(t, "alice"), mint(t, "bob")
+		var aliceTasks []task
+		for _, title := range []string{"alice a", "alice b", "alice c"} {
+			aliceTasks = append(aliceTasks, srv.createTask(t, alice, title, title == "alice b"))
+		}
+		bobTask := srv.createTask(t, bob, "bob a", false)
+		srv.createTask(t, bob, "bob b", false)
+		before := rowsOf(t, srv, "alice")
+
+		// alice's cursors, from each order.
+		var cursors []string
+		for _, order := range []string{"CREATED_AT", "UPDATED_AT", "TITLE"} {
+			var page struct {
+				Tasks struct{ Edges []struct{ Cursor string } }
+			}
+			srv.gql(t, alice, `query($f: TaskOrderField!) { tasks(orderBy: {field: $f, direction: ASC}) { edges { cursor } } }`,
+				map[string]any{"f": order}).mustOK(t, &page)
+			for _, e := range page.Tasks.Edges {
+				cursors = append(cursors, order+" "+e.Cursor)
+			}
+		}
+		t.Run("alice's cursors page through bob's tasks only", func(t *testing.T) {
+			for _, c := range cursors {
+				order, cursor, _ := strings.Cut(c, " ")
+				for _, arg := range []string{"after", "before"} {
+					var page struct{ Tasks struct{ Nodes []task } }
+					srv.gql(t, bob, `query($f: TaskOrderField!, $c: String) { tasks(orderBy: {field: $f, direction: ASC}, `+arg+`: $c) { nodes { `+taskFields+` } } }`,
+						map[string]any{"f": order, "c": cursor}).mustOK(t, &page)
+					for _, n := range page.Tasks.Nodes {
+						if strings.HasPrefix(n.Title, "alice") {
+							t.Errorf("bob's page %s %s shows alice's task %+v", arg, order, n)
+						}
+					}
+				}
+			}
+		})
+
+		updates := []string{
+			`{title: "pwned"}`, `{description: "pwned"}`, `{description: null}`, `{completed: true}`, `{completed: false}`,
+			`{title: "pwned", description: "pwned", completed: true}`, `{}`,
+		}
+		t.Run("aliased next to his own, only his own change", func(t *testing.T) {
+			for _, a := range aliceTasks {
+				for _, in := range updates {
+					for _, m := range []string{
+						`updateTask(id: "%s", input: ` + in + `) { id title }`,
+						`toggleTask(id: "%s") { id completed }`,
+						`deleteTask(id: "%s") { id title }`,
+					} {
+						q := `mutation { mine: ` + strings.Replace(m, "%s", bobTask.ID, 1) + ` theirs: ` + strings.Replace(m, "%s", a.ID, 1) + ` }`
+						if strings.HasPrefix(m, "deleteTask") {
+							// Deleting his own would end the test early: another user's id alone.
+							q = `mutation { theirs: ` + strings.Replace(m, "%s", a.ID, 1) + ` }`
+						}
+						r := srv.gql(t, bob, q, nil)
+						if len(r.Errors) != 1 || r.Errors[0].Code() != api.CodeNotFound || len(r.Errors[0].Path) != 1 || r.Errors[0].Path[0] != "theirs" {
+							t.Fatalf("%s: want one NOT_FOUND at theirs, got %s", q, r.Body)
+						}
+						if strings.Contains(string(r.Body), "alice") {
+							t.Fatalf("%s: the answer shows alice's data: %s", q, r.Body)
+						}
+					}
+				}
+			}
+		})
+		t.Run("task(id:) and nested reads of alice's ids are null", func(t *testing.T) {
+			for _, a := range aliceTasks {
+				r := srv.gql(t, bob, `query($id: ID!) { task(id: $id) { `+taskFields+` } me { id } }`, map[string]any{"id": a.ID})
+				r.mustOK(t, nil)
+				if strings.Contains(string(r.Data), "alice") {
+					t.Errorf("bob reads alice's task %s: %s", a.ID, r.Data)
+				}
+			}
+		})
+		srv.gql(t, bob, `mutation { deleteCompletedTasks }`, nil).mustOK(t, nil)
+
+		if after := rowsOf(t, srv, "alice"); !reflect.DeepEqual(before, after) {
+			t.Errorf("alice's rows changed:\nbefore %+v\nafter  %+v", before, after)
+		}
+	})
+}
+
+// rowsOf reads user's tasks from the database itself, bypassing the API.
+func rowsOf(t *testing.T, srv *testServer, user string) []model.Task {
+	t.Helper()
+	var rows []model.Task
+	if err := srv.DB.NewSelect().Model(&rows).Where("user_id = ?", user).Order("id").Scan(context.Background()); err != nil {
+		t.Fatalf("read %s's rows: %v", user, err)
+	}
+	return rows
 }

@@ -17,8 +17,16 @@ type requestKey struct{}
 // requestInfo is what the access log learns about a request as it passes
 // through the handlers.
 type requestInfo struct {
-	id     string
-	userID atomic.Pointer[string]
+	id        string
+	userID    atomic.Pointer[string]
+	operation atomic.Pointer[operationInfo]
+}
+
+// operationInfo is the GraphQL operation a request ran.
+type operationInfo struct {
+	name  string   // empty for an anonymous operation
+	typ   string   // query, mutation, or invalid for a document that did not parse or validate
+	codes []string // the distinct error codes of the answer
 }
 
 // RequestID returns the id of the request ctx belongs to, which is also
@@ -34,6 +42,12 @@ func RequestID(ctx context.Context) string {
 func setUser(ctx context.Context, id string) {
 	if info, ok := ctx.Value(requestKey{}).(*requestInfo); ok {
 		info.userID.Store(&id)
+	}
+}
+
+func setOperation(ctx context.Context, op operationInfo) {
+	if info, ok := ctx.Value(requestKey{}).(*requestInfo); ok {
+		info.operation.Store(&op)
 	}
 }
 
@@ -88,9 +102,16 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection.
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
+// Flush sends buffered data to the client, for streamed (@defer) answers:
+// gqlgen's multipart transport asks for an http.Flusher directly.
+func (s *statusRecorder) Flush() {
+	http.NewResponseController(s.ResponseWriter).Flush()
+}
+
 // logRequests writes one access-log line per request, at debug level for
-// health checks so that probes do not drown the log.
-func logRequests(log *slog.Logger, next http.Handler) http.Handler {
+// health checks so that probes do not drown the log, and counts the
+// response in metrics.
+func logRequests(log *slog.Logger, metrics *Metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
@@ -110,8 +131,15 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 			if u := info.userID.Load(); u != nil {
 				attrs = append(attrs, slog.String("user_id", *u))
 			}
+			if op := info.operation.Load(); op != nil {
+				attrs = append(attrs, slog.String("operation", op.name), slog.String("operation_type", op.typ))
+				if len(op.codes) > 0 {
+					attrs = append(attrs, slog.Any("error_codes", op.codes))
+				}
+			}
 		}
 		log.LogAttrs(r.Context(), level, "request", attrs...)
+		metrics.observeResponse(r.URL.Path, rec.status)
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -79,6 +80,9 @@ func serve(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, p
 	opCtx, errs := exec.CreateOperationContext(ctx, params)
 	if errs != nil {
 		resp := exec.DispatchError(graphql.WithOperationContext(ctx, opCtx), errs)
+		if after, ok := retryAfter(resp.Errors); ok {
+			w.Header().Set("Retry-After", after)
+		}
 		writeResponse(w, media, statusFor(errs, media), resp)
 		return
 	}
@@ -91,8 +95,48 @@ func serve(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, p
 		writeErrors(w, media, http.StatusBadRequest, "subscriptions are served over WebSocket")
 		return
 	}
+	if usesDefer(opCtx.Doc) {
+		// One JSON answer cannot carry the deferred parts.
+		writeErrors(w, media, http.StatusBadRequest, "@defer needs a POST that accepts multipart/mixed")
+		return
+	}
 	responses, ctx := exec.DispatchOperation(ctx, opCtx)
 	writeResponse(w, media, http.StatusOK, responses(ctx))
+}
+
+// usesDefer reports whether any selection of doc carries @defer.
+func usesDefer(doc *ast.QueryDocument) bool {
+	var inSet func(ast.SelectionSet) bool
+	inSet = func(set ast.SelectionSet) bool {
+		for _, sel := range set {
+			switch s := sel.(type) {
+			case *ast.Field:
+				if inSet(s.SelectionSet) {
+					return true
+				}
+			case *ast.InlineFragment:
+				if s.Directives.ForName("defer") != nil || inSet(s.SelectionSet) {
+					return true
+				}
+			case *ast.FragmentSpread:
+				if s.Directives.ForName("defer") != nil {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for _, op := range doc.Operations {
+		if inSet(op.SelectionSet) {
+			return true
+		}
+	}
+	for _, f := range doc.Fragments {
+		if inSet(f.SelectionSet) {
+			return true
+		}
+	}
+	return false
 }
 
 // statusFor is the status of a document that could not run: 400 for a
@@ -102,10 +146,20 @@ func serve(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, p
 // application/json, as Apollo clients expect, but 400 under
 // application/graphql-response+json: its clients rely on a response
 // without data never being 2xx.
+//
+// A document over a limit is 422 under application/json, as gqlgen answers,
+// and a refusal of the rate limiter 429 under either type.
 func statusFor(errs gqlerror.List, media string) int {
 	for _, err := range errs {
-		if err.Extensions["code"] == errcode.ParseFailed {
+		switch err.Extensions["code"] {
+		case errcode.ParseFailed:
 			return http.StatusBadRequest
+		case CodeRateLimited:
+			return http.StatusTooManyRequests
+		case CodeComplexityLimitExceeded:
+			if media == mediaJSON {
+				return http.StatusUnprocessableEntity
+			}
 		}
 	}
 	if media == mediaGraphQLResponse {
@@ -115,6 +169,17 @@ func statusFor(errs gqlerror.List, media string) int {
 		return http.StatusUnprocessableEntity
 	}
 	return http.StatusOK
+}
+
+// retryAfter returns the Retry-After header of a response refused by the
+// rate limiter: the seconds its error says to wait.
+func retryAfter(errs gqlerror.List) (string, bool) {
+	for _, err := range errs {
+		if n, ok := err.Extensions["retryAfter"].(int); ok && err.Extensions["code"] == CodeRateLimited {
+			return strconv.Itoa(n), true
+		}
+	}
+	return "", false
 }
 
 // responseMediaType picks the response media type from the Accept header:
@@ -149,24 +214,75 @@ type requestError struct {
 // executed (gqlgen sets Data, at least to null, whenever it runs an
 // operation) and is written as a requestError.
 func writeResponse(w http.ResponseWriter, media string, status int, resp *graphql.Response) {
-	var body any = resp
-	if resp.Data == nil {
-		body = requestError{Errors: resp.Errors, Extensions: resp.Extensions}
-	}
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(body); err != nil {
+	parts, err := encodeResponse(resp)
+	if err != nil {
 		// Only a marshaler of ours could fail here; the client still gets
 		// a well-formed answer.
 		status = http.StatusInternalServerError
-		buf.Reset()
+		var buf bytes.Buffer
 		json.NewEncoder(&buf).Encode(requestError{Errors: gqlerror.List{{
 			Message:    internalMessage,
 			Extensions: map[string]any{"code": CodeInternal},
 		}}})
+		parts = [][]byte{buf.Bytes()}
 	}
-	w.Header().Set("Content-Type", media+"; charset=utf-8")
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	h := w.Header()
+	h.Set("Content-Type", media+"; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(n))
 	w.WriteHeader(status)
-	w.Write(buf.Bytes())
+	for _, p := range parts {
+		w.Write(p)
+	}
+}
+
+// encodeResponse returns resp as json.Encoder would write it, byte for
+// byte, in parts to write one after the other; a response without data as
+// a requestError. The data, the bulk of an answer, is written as it is
+// (HTML-escaped first when it holds what the encoder escapes): gqlgen wrote
+// it as JSON, and passing it through encoding/json as a RawMessage scans,
+// compacts and copies every byte again, a tenth of the CPU of a page of
+// tasks in the profile (bench/README.md).
+func encodeResponse(resp *graphql.Response) ([][]byte, error) {
+	if resp.Data == nil || resp.Label != "" || resp.Path != nil || resp.HasNext != nil {
+		// Request errors, and incremental delivery (which these
+		// transports never produce).
+		var body any = resp
+		if resp.Data == nil {
+			body = requestError{Errors: resp.Errors, Extensions: resp.Extensions}
+		}
+		var buf bytes.Buffer
+		err := json.NewEncoder(&buf).Encode(body)
+		return [][]byte{buf.Bytes()}, err
+	}
+	head := []byte(`{"data":`)
+	if len(resp.Errors) > 0 {
+		errs, err := json.Marshal(resp.Errors)
+		if err != nil {
+			return nil, err
+		}
+		head = append(append(append([]byte(`{"errors":`), errs...), ','), `"data":`...)
+	}
+	data := []byte(resp.Data)
+	// The encoder escapes <, > and & and the line and paragraph
+	// separators U+2028 and U+2029 (whose UTF-8 encodings start with 0xE2).
+	if bytes.ContainsAny(data, "<>&") || bytes.IndexByte(data, 0xE2) >= 0 {
+		var buf bytes.Buffer
+		json.HTMLEscape(&buf, data)
+		data = buf.Bytes()
+	}
+	tail := []byte("}\n")
+	if len(resp.Extensions) > 0 {
+		ext, err := json.Marshal(resp.Extensions)
+		if err != nil {
+			return nil, err
+		}
+		tail = append(append([]byte(`,"extensions":`), ext...), "}\n"...)
+	}
+	return [][]byte{head, data, tail}, nil
 }
 
 // writeErrors answers with one error and no data entry: a request error.

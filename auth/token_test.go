@@ -23,7 +23,11 @@ func TestMintRoundTripsThroughVerify(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	want := model.Viewer{ID: "user-7", Email: "grace@example.test", Name: "Grace Hopper"}
+	// Mint's default lifetime is an hour, and exp counts whole seconds.
+	if until := time.Until(got.ExpiresAt); until <= time.Hour-time.Minute || until > time.Hour {
+		t.Errorf("ExpiresAt is %v from now, want the hour Mint gives", until)
+	}
+	want := model.Viewer{ID: "user-7", Email: "grace@example.test", Name: "Grace Hopper", ExpiresAt: got.ExpiresAt}
 	if got != want {
 		t.Fatalf("viewer = %+v, want %+v", got, want)
 	}

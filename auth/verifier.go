@@ -262,11 +262,16 @@ func (v *Verifier) Verify(ctx context.Context, token string) (model.Viewer, erro
 	if err != nil {
 		return model.Viewer{}, invalid(v.classify(parsed, err))
 	}
-	return model.Viewer{
+	viewer := model.Viewer{
 		ID:    c.Subject,
 		Email: stringClaim(c.Email),
 		Name:  stringClaim(c.Name),
-	}, nil
+	}
+	// exp is required by the parser, so it is always there.
+	if c.ExpiresAt != nil {
+		viewer.ExpiresAt = c.ExpiresAt.Time
+	}
+	return viewer, nil
 }
 
 // classify maps jwt's detailed (and token-quoting) errors to a short reason.

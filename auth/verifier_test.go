@@ -132,7 +132,7 @@ type jwksServer struct {
 	fetches atomic.Int64
 }
 
-func newJWKSServer(t *testing.T, keys ...jwk) *jwksServer {
+func newJWKSServer(t testing.TB, keys ...jwk) *jwksServer {
 	t.Helper()
 	s := &jwksServer{}
 	s.serve(t, keys...)
@@ -153,7 +153,7 @@ func newJWKSServer(t *testing.T, keys ...jwk) *jwksServer {
 	return s
 }
 
-func (s *jwksServer) serve(t *testing.T, keys ...jwk) {
+func (s *jwksServer) serve(t testing.TB, keys ...jwk) {
 	t.Helper()
 	if keys == nil {
 		keys = []jwk{}
@@ -176,6 +176,14 @@ func unset(k string) claimMod                  { return func(c jwt.MapClaims) { 
 func at(d time.Duration) int64                 { return time.Now().Add(d).Unix() }
 func setAt(k string, d time.Duration) claimMod { return set(k, at(d)) }
 
+// expOf is the exp claim of c as a time.
+func expOf(c jwt.MapClaims) time.Time { return time.Unix(c["exp"].(int64), 0) }
+
+// sameViewer compares viewers, their expiry as instants.
+func sameViewer(a, b model.Viewer) bool {
+	return a.ExpiresAt.Equal(b.ExpiresAt) && a.ID == b.ID && a.Email == b.Email && a.Name == b.Name
+}
+
 func claims(mods ...claimMod) jwt.MapClaims {
 	c := jwt.MapClaims{
 		"sub":   "user-1",
@@ -192,7 +200,7 @@ func claims(mods ...claimMod) jwt.MapClaims {
 	return c
 }
 
-func sign(t *testing.T, m jwt.SigningMethod, key any, kid string, c jwt.MapClaims) string {
+func sign(t testing.TB, m jwt.SigningMethod, key any, kid string, c jwt.MapClaims) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(m, c)
 	if kid != "" {
@@ -266,13 +274,14 @@ func TestVerifyAcceptsTokensSignedWithPinnedJWKSKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tok := sign(t, tt.method, tt.key, tt.kid, claims())
+			c := claims()
+			tok := sign(t, tt.method, tt.key, tt.kid, c)
 			got, err := v.Verify(t.Context(), tok)
 			if err != nil {
 				t.Fatalf("Verify: %v", err)
 			}
-			want := model.Viewer{ID: "user-1", Email: "ada@example.test", Name: "Ada Lovelace"}
-			if got != want {
+			want := model.Viewer{ID: "user-1", Email: "ada@example.test", Name: "Ada Lovelace", ExpiresAt: expOf(c)}
+			if !sameViewer(got, want) {
 				t.Fatalf("viewer = %+v, want %+v", got, want)
 			}
 		})
@@ -291,6 +300,11 @@ func TestVerifyRejectsBadTokens(t *testing.T) {
 
 	ed := func(mods ...claimMod) string { return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", claims(mods...)) }
 	valid := ed()
+	// The key of another JWKS: of another Better Auth, or an attacker's own.
+	_, otherEd, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	parts := strings.Split(valid, ".")
 	noneHeader := `{"alg":"none","typ":"JWT"}`
 	payload, _ := json.Marshal(claims())
@@ -320,6 +334,8 @@ func TestVerifyRejectsBadTokens(t *testing.T) {
 		{"oct JWK used for an asymmetric alg", jwksOnly, sign(t, jwt.SigningMethodEdDSA, k.ed, "oct", claims()), "signing key not usable"},
 		{"P-384 key", jwksOnly, sign(t, jwt.SigningMethodES256, k.ec, "ec-p384", claims()), "signing key not usable"},
 		{"signature by another key", jwksOnly, sign(t, jwt.SigningMethodRS256, k.rsaWeak, "rsa-noalg", claims()), "bad signature"},
+		{"key of another JWKS under a kid this JWKS has", jwksOnly, sign(t, jwt.SigningMethodEdDSA, otherEd, "ed", claims()), "bad signature"},
+		{"key of another JWKS under its own kid", jwksOnly, sign(t, jwt.SigningMethodEdDSA, otherEd, "other-jwks-key", claims()), "unknown signing key"},
 		{"payload tampered after signing", jwksOnly, parts[0] + "." + b64([]byte(strings.Replace(string(payload), "user-1", "user-2", 1))) + "." + parts[2], "bad signature"},
 		{"crit header", jwksOnly, func() string {
 			tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims())
@@ -705,8 +721,8 @@ func TestVerifyBetterAuthShapedToken(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	want := model.Viewer{ID: "u_8f2k1", Email: "ada@example.test", Name: "Ada Lovelace"}
-	if got != want {
+	want := model.Viewer{ID: "u_8f2k1", Email: "ada@example.test", Name: "Ada Lovelace", ExpiresAt: time.Unix(payload["exp"].(int64), 0)}
+	if !sameViewer(got, want) {
 		t.Fatalf("viewer = %+v, want %+v", got, want)
 	}
 }
@@ -725,11 +741,13 @@ func TestVerifyViewerProfileClaims(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := v.Verify(t.Context(), sign(t, jwt.SigningMethodHS256, secret, "", claims(tt.mods...)))
+			c := claims(tt.mods...)
+			got, err := v.Verify(t.Context(), sign(t, jwt.SigningMethodHS256, secret, "", c))
 			if err != nil {
 				t.Fatalf("Verify: %v", err)
 			}
-			if got != tt.want {
+			tt.want.ExpiresAt = expOf(c)
+			if !sameViewer(got, tt.want) {
 				t.Fatalf("viewer = %+v, want %+v", got, tt.want)
 			}
 		})

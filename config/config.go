@@ -7,12 +7,15 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/taskql/server/api"
 	"github.com/taskql/server/auth"
 	"github.com/taskql/server/database"
 )
@@ -53,7 +56,30 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight requests may take to finish
 	// after SIGINT or SIGTERM.
 	ShutdownTimeout time.Duration
+	// Limits bounds what one request may make the server do.
+	Limits api.Limits
+	// HTTP holds the timeouts of the HTTP server.
+	HTTP HTTPTimeouts
+	// MetricsEnabled serves /metrics; MetricsToken, when set, is the bearer
+	// token it asks for.
+	MetricsEnabled bool
+	MetricsToken   string
+	// LogLevel is the least severe level logged (LOG_LEVEL); at warn and
+	// above the access log, one info line per request, is off.
+	LogLevel slog.Level
+	// PprofAddr, when set (PPROF_ADDR), serves net/http/pprof on this
+	// address, apart from the API. Off by default: profiles reveal the
+	// server's internals.
+	PprofAddr string
 }
+
+// HTTPTimeouts are the HTTP server's timeouts (see net/http.Server).
+type HTTPTimeouts struct {
+	ReadHeader, Read, Write, Idle time.Duration
+}
+
+// minMetricsTokenLength keeps METRICS_TOKEN from being guessable.
+const minMetricsTokenLength = 16
 
 // Error is a configuration problem with one variable.
 type Error struct {
@@ -117,7 +143,80 @@ func Load(getenv func(string) string) (*Config, error) {
 	if c.ShutdownTimeout, err = durationVar(getenv, "SHUTDOWN_TIMEOUT", 30*time.Second); err != nil {
 		return nil, err
 	}
+	if v := getenv("LOG_LEVEL"); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			return nil, &Error{"LOG_LEVEL", fmt.Sprintf("must be debug, info, warn or error, got %q", v)}
+		}
+	}
+	c.PprofAddr = getenv("PPROF_ADDR")
+	if err := c.loadLimits(getenv, prod); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// loadLimits reads what bounds a request: its cost, the HTTP timeouts, the
+// mutation rate, and what it may see (introspection, suggestions, metrics).
+func (c *Config) loadLimits(getenv func(string) string, prod bool) error {
+	var err error
+	l := &c.Limits
+	if l.MaxCost, err = intVar(getenv, "GRAPHQL_MAX_COST", api.DefaultMaxCost); err != nil {
+		return err
+	}
+	if l.MaxDepth, err = intVar(getenv, "GRAPHQL_MAX_DEPTH", api.DefaultMaxDepth); err != nil {
+		return err
+	}
+	if l.MaxTokens, err = intVar(getenv, "GRAPHQL_MAX_TOKENS", api.DefaultMaxTokens); err != nil {
+		return err
+	}
+	if l.ExecutionTimeout, err = durationVar(getenv, "GRAPHQL_EXECUTION_TIMEOUT", api.DefaultExecutionTimeout); err != nil {
+		return err
+	}
+	introspection, err := boolVar(getenv, "GRAPHQL_INTROSPECTION", true)
+	if err != nil {
+		return err
+	}
+	l.DisableIntrospection = !introspection
+	suggestions, err := boolVar(getenv, "GRAPHQL_SUGGESTIONS", true)
+	if err != nil {
+		return err
+	}
+	l.DisableSuggestions = !suggestions
+	if l.MutationRate, err = floatVar(getenv, "MUTATION_RATE_PER_SECOND", api.DefaultMutationRate); err != nil {
+		return err
+	}
+	if l.MutationBurst, err = intVar(getenv, "MUTATION_BURST", api.DefaultMutationBurst); err != nil {
+		return err
+	}
+
+	for _, t := range []struct {
+		name string
+		dst  *time.Duration
+		def  time.Duration
+	}{
+		{"HTTP_READ_HEADER_TIMEOUT", &c.HTTP.ReadHeader, 10 * time.Second},
+		{"HTTP_READ_TIMEOUT", &c.HTTP.Read, 30 * time.Second},
+		{"HTTP_WRITE_TIMEOUT", &c.HTTP.Write, 60 * time.Second},
+		{"HTTP_IDLE_TIMEOUT", &c.HTTP.Idle, 120 * time.Second},
+	} {
+		if *t.dst, err = durationVar(getenv, t.name, t.def); err != nil {
+			return err
+		}
+	}
+	// The connection is cut at the write timeout: an operation must end,
+	// and its TIMEOUT answer be written, before that.
+	if l.ExecutionTimeout >= c.HTTP.Write {
+		return &Error{"GRAPHQL_EXECUTION_TIMEOUT", fmt.Sprintf("must be shorter than HTTP_WRITE_TIMEOUT (%s), got %s", c.HTTP.Write, l.ExecutionTimeout)}
+	}
+
+	if c.MetricsEnabled, err = boolVar(getenv, "METRICS_ENABLED", !prod); err != nil {
+		return err
+	}
+	c.MetricsToken = getenv("METRICS_TOKEN")
+	if c.MetricsToken != "" && len(c.MetricsToken) < minMetricsTokenLength {
+		return &Error{"METRICS_TOKEN", fmt.Sprintf("must be at least %d characters", minMetricsTokenLength)}
+	}
+	return nil
 }
 
 func (c *Config) loadListenAddr(getenv func(string) string, prod bool) error {
@@ -279,6 +378,18 @@ func intVar(getenv func(string) string, name string, def int) (int, error) {
 		return 0, &Error{name, fmt.Sprintf("must be a positive integer, got %q", v)}
 	}
 	return n, nil
+}
+
+func floatVar(getenv func(string) string, name string, def float64) (float64, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || !(f > 0) || math.IsInf(f, 0) {
+		return 0, &Error{name, fmt.Sprintf("must be a positive number, got %q", v)}
+	}
+	return f, nil
 }
 
 // durationVar accepts a Go duration ("90s", "5m") or whole seconds ("300").

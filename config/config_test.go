@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"reflect"
 	"strings"
@@ -254,6 +255,12 @@ func TestLoadAcceptsValidSettings(t *testing.T) {
 					t.Fatalf("IDE %v, MaxBodyBytes %d, ShutdownTimeout %v", c.IDE, c.MaxBodyBytes, c.ShutdownTimeout)
 				}
 			}},
+		{"log level and pprof", prod(map[string]string{"LOG_LEVEL": "WARN", "PPROF_ADDR": "127.0.0.1:6060"}),
+			func(t *testing.T, c *config.Config) {
+				if c.LogLevel != slog.LevelWarn || c.PprofAddr != "127.0.0.1:6060" {
+					t.Fatalf("LogLevel %v, PprofAddr %q", c.LogLevel, c.PprofAddr)
+				}
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -302,6 +309,7 @@ func TestLoadRefusesBadSettingsNamingTheVariable(t *testing.T) {
 		{"bad GRAPHQL_IDE", "GRAPHQL_IDE", prod(map[string]string{"GRAPHQL_IDE": "sometimes"})},
 		{"bad MAX_BODY_BYTES", "MAX_BODY_BYTES", prod(map[string]string{"MAX_BODY_BYTES": "1MB"})},
 		{"bad SHUTDOWN_TIMEOUT", "SHUTDOWN_TIMEOUT", prod(map[string]string{"SHUTDOWN_TIMEOUT": "soon"})},
+		{"bad LOG_LEVEL", "LOG_LEVEL", prod(map[string]string{"LOG_LEVEL": "verbose"})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -92,13 +92,10 @@ func IsPostgres(rawURL string) bool {
 }
 
 func openPostgres(cfg Config) (*bun.DB, error) {
-	// pgx understands a Neon URL as Neon prints it, channel_binding
-	// included.
-	connConfig, err := pgx.ParseConfig(cfg.URL)
+	connConfig, err := PostgresConfig(cfg.URL)
 	if err != nil {
-		return nil, fmt.Errorf("parse PostgreSQL URL: %w", err)
+		return nil, err
 	}
-	verifyNeonCertificates(connConfig)
 	// Bun writes its arguments into the SQL text, so statements do not
 	// repeat and preparing them would only fill the statement cache. The
 	// simple protocol is one round trip and works through transaction-mode
@@ -113,6 +110,20 @@ func openPostgres(cfg Config) (*bun.DB, error) {
 	sqldb.SetConnMaxLifetime(cfg.ConnMaxLifetime)
 	sqldb.SetConnMaxIdleTime(cfg.ConnMaxLifetime)
 	return bun.NewDB(sqldb, pgdialect.New()), nil
+}
+
+// PostgresConfig parses a PostgreSQL URL into the settings of a pgx
+// connection, as the pool's connections are made: for a connection of its
+// own, such as one that LISTENs.
+func PostgresConfig(rawURL string) (*pgx.ConnConfig, error) {
+	// pgx understands a Neon URL as Neon prints it, channel_binding
+	// included.
+	connConfig, err := pgx.ParseConfig(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse PostgreSQL URL: %w", err)
+	}
+	verifyNeonCertificates(connConfig)
+	return connConfig, nil
 }
 
 // scanTimesInUTC makes the connection read timestamptz values in UTC, as

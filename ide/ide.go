@@ -44,6 +44,7 @@ var page = template.Must(template.New("ide").Parse(`<!doctype html>
 <script src="/ide/react.production.min.js"></script>
 <script src="/ide/react-dom.production.min.js"></script>
 <script src="/ide/graphiql.min.js"></script>
+<script src="/ide/graphql-ws.min.js"></script>
 <script src="/ide/ide.js"></script>
 </body>
 </html>

@@ -194,11 +194,14 @@ func (s *Tasks) List(ctx context.Context, filter TaskFilter, order *TaskOrder, p
 		// Read backward from the end, then restore the normal order.
 		dir = dir.reverse()
 	}
-	var tasks []*Task
-	err = q.Model(&tasks).
+	rows, err := q.ColumnExpr(taskColumns).
 		OrderExpr("? "+string(dir)+", id "+string(dir), bun.Ident(col)).
 		Limit(int64(limit) + 1).
-		Scan(ctx)
+		Rows(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("select tasks: %w", err)
+	}
+	tasks, err := scanTasks(rows, limit+1)
 	if err != nil {
 		return nil, fmt.Errorf("select tasks: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 )
 
 // Task is one row of the task table, which this server owns.
@@ -51,11 +52,21 @@ type TaskStats struct {
 // ErrUnauthenticated and touches nothing.
 type Tasks struct {
 	db *bun.DB
+	// publisher receives the changes of committed mutations; nil
+	// publishes nothing.
+	publisher Publisher
+	// writer is the SQLite writers' lock (a channel, so waiting for it
+	// respects the context); nil on PostgreSQL. See mutate.
+	writer chan struct{}
 }
 
 // NewTasks returns the task store over db.
 func NewTasks(db *bun.DB) *Tasks {
-	return &Tasks{db: db}
+	s := &Tasks{db: db}
+	if db.Dialect().Name() == dialect.SQLite {
+		s.writer = make(chan struct{}, 1)
+	}
+	return s
 }
 
 // Get returns the viewer's task with the given id, or ErrNotFound.
@@ -100,14 +111,14 @@ func (s *Tasks) Create(ctx context.Context, in CreateTaskInput) (*Task, error) {
 	if in.Completed != nil {
 		t.Completed = *in.Completed
 	}
-	err = s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err = s.mutate(ctx, ChangeCreated, func(ctx context.Context, tx bun.Tx) ([]*Task, error) {
 		// The database sets id and both timestamps, so they come back
 		// exactly as a later query will read them.
 		_, err := tx.NewInsert().Model(t).
 			ExcludeColumn("id", "created_at", "updated_at").
 			Returning("*").
 			Exec(ctx)
-		return err
+		return []*Task{t}, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("insert task: %w", err)
@@ -183,14 +194,15 @@ func (s *Tasks) Toggle(ctx context.Context, id string) (*Task, error) {
 // the row as it is after the change.
 func (s *Tasks) updateOne(ctx context.Context, taskID int64, userID string, set func(*bun.UpdateQuery) *bun.UpdateQuery) (*Task, error) {
 	t := new(Task)
-	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		return tx.NewUpdate().Model(t).
+	err := s.mutate(ctx, ChangeUpdated, func(ctx context.Context, tx bun.Tx) ([]*Task, error) {
+		err := tx.NewUpdate().Model(t).
 			Apply(set).
 			Set("updated_at = ?", sqlNow{}).
 			Where("id = ?", taskID).
 			Where("user_id = ?", userID).
 			Returning("*").
 			Scan(ctx)
+		return []*Task{t}, err
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
@@ -212,12 +224,13 @@ func (s *Tasks) Delete(ctx context.Context, id string) (*Task, error) {
 		return nil, err
 	}
 	t := new(Task)
-	err = s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		return tx.NewDelete().Model(t).
+	err = s.mutate(ctx, ChangeDeleted, func(ctx context.Context, tx bun.Tx) ([]*Task, error) {
+		err := tx.NewDelete().Model(t).
 			Where("id = ?", taskID).
 			Where("user_id = ?", userID).
 			Returning("*").
 			Scan(ctx)
+		return []*Task{t}, err
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
@@ -236,17 +249,19 @@ func (s *Tasks) DeleteCompleted(ctx context.Context) ([]*Task, error) {
 		return nil, err
 	}
 	var tasks []*Task
-	err = s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		return tx.NewDelete().Model(&tasks).
+	err = s.mutate(ctx, ChangeDeleted, func(ctx context.Context, tx bun.Tx) ([]*Task, error) {
+		err := tx.NewDelete().Model(&tasks).
 			Where("user_id = ?", userID).
 			Where("completed").
 			Returning("*").
 			Scan(ctx)
+		// Sorted before publishing, so events come in id order too.
+		sortByID(tasks)
+		return tasks, err
 	})
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("delete completed tasks: %w", err)
 	}
-	sortByID(tasks)
 	return tasks, nil
 }
 
@@ -267,9 +282,4 @@ func (s *Tasks) Stats(ctx context.Context) (*TaskStats, error) {
 	}
 	st.Active = st.Total - st.Completed
 	return &st, nil
-}
-
-// inTx runs fn in a transaction, so a mutation commits whole or not at all.
-func (s *Tasks) inTx(ctx context.Context, fn func(context.Context, bun.Tx) error) error {
-	return s.db.RunInTx(ctx, nil, fn)
 }

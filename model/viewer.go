@@ -1,6 +1,9 @@
 package model
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Viewer is the authenticated user a request acts for, as described by the
 // verified token. Every task query reads it from the context, so a resolver
@@ -11,6 +14,10 @@ type Viewer struct {
 	// Email and Name come from the token's claims and are empty when absent.
 	Email string
 	Name  string
+	// ExpiresAt is when the token stops being valid (its exp claim); the
+	// zero time when unknown. A websocket connection ends then, since it
+	// outlives the request that verified the token.
+	ExpiresAt time.Time
 }
 
 type viewerKey struct{}

@@ -7,6 +7,7 @@ package resolver
 
 import (
 	"context"
+	"errors"
 	"strconv"
 
 	"github.com/taskql/server/graph"
@@ -81,17 +82,32 @@ func (r *userResolver) Name(ctx context.Context, obj *model.Viewer) (*string, er
 	return nonEmpty(obj.Name), nil
 }
 
+func (r *subscriptionResolver) TaskChanged(ctx context.Context) (<-chan *model.TaskChange, error) {
+	if r.Changes == nil {
+		return nil, errors.New("taskChanged: no event bus is configured")
+	}
+	sub, err := r.Changes.Subscribe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	setStreamEnd(ctx, sub.Err)
+	return sub.Changes(), nil
+}
+
 func (r *Resolver) Mutation() graph.MutationResolver { return &mutationResolver{r} }
 
 func (r *Resolver) Query() graph.QueryResolver { return &queryResolver{r} }
 
 func (r *Resolver) TaskConnection() graph.TaskConnectionResolver { return &taskConnectionResolver{r} }
 
+func (r *Resolver) Subscription() graph.SubscriptionResolver { return &subscriptionResolver{r} }
+
 func (r *Resolver) User() graph.UserResolver { return &userResolver{r} }
 
 type (
 	mutationResolver       struct{ *Resolver }
 	queryResolver          struct{ *Resolver }
+	subscriptionResolver   struct{ *Resolver }
 	taskConnectionResolver struct{ *Resolver }
 	userResolver           struct{ *Resolver }
 )

@@ -1,0 +1,111 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/taskql/server/api"
+	"github.com/taskql/server/auth"
+	"github.com/taskql/server/model"
+	"github.com/taskql/server/testutil"
+)
+
+// The hot path, handler → resolver → model → SQL, on each database, with
+// allocation counts: `go test -run '^$' -bench . -benchmem ./api/`, and
+// compare runs with benchstat (bench/README.md). The whole-server
+// benchmark against the database's own limit is `go run ./bench`.
+
+const (
+	benchUsers = 20
+	benchTasks = 200
+
+	benchFields = `id title description completed createdAt updatedAt`
+	benchList   = `{"query":"query Tasks { tasks(first: 20) { nodes { ` + benchFields + ` } } }"}`
+	benchCount  = `{"query":"query Tasks { tasks(first: 20) { nodes { ` + benchFields + ` } totalCount } }"}`
+	benchCreate = `{"query":"mutation Create($input: CreateTaskInput!) { createTask(input: $input) { ` + benchFields + ` } }",` +
+		`"variables":{"input":{"title":"Renew the car insurance before Friday","description":"Compare at least three quotes before deciding."}}}`
+)
+
+// benchHandler is api.New as the server builds it (production logging,
+// written nowhere) over a database of dialect d seeded with benchUsers
+// users of benchTasks tasks each, and a token per user.
+func benchHandler(b *testing.B, d testutil.Dialect) (http.Handler, []string) {
+	b.Helper()
+	db := testutil.NewDB(b, d)
+	ctx := context.Background()
+	start := time.Now().Add(-time.Hour)
+	tokens := make([]string, benchUsers)
+	for u := range benchUsers {
+		uid := fmt.Sprintf("bench-user-%02d", u)
+		desc := "Compare at least three quotes before deciding. Attach the signed form and keep a copy."
+		tasks := make([]*model.Task, benchTasks)
+		for i := range tasks {
+			at := start.Add(time.Duration(i) * time.Second)
+			tasks[i] = &model.Task{UserID: uid, Title: fmt.Sprintf("Task %d of %s", i, uid), Description: &desc,
+				Completed: i%2 == 0, CreatedAt: at, UpdatedAt: at}
+		}
+		if _, err := db.NewInsert().Model(&tasks).ExcludeColumn("id").Exec(ctx); err != nil {
+			b.Fatalf("seed: %v", err)
+		}
+		tok, err := auth.Mint(testSecret, auth.MintClaims{Subject: uid})
+		if err != nil {
+			b.Fatalf("mint: %v", err)
+		}
+		tokens[u] = tok
+	}
+	verifier, err := auth.New(ctx, auth.Config{Secret: testSecret})
+	if err != nil {
+		b.Fatalf("auth.New: %v", err)
+	}
+	h := api.New(api.Config{
+		Tasks:    model.NewTasks(db),
+		Verifier: verifier,
+		Logger:   slog.New(slog.NewJSONHandler(io.Discard, nil)),
+	})
+	return h, tokens
+}
+
+// benchPost runs body through h as each user in turn, b.N times in all,
+// failing on any answer but a 200 without errors.
+func benchPost(b *testing.B, body string) {
+	for _, d := range testutil.Dialects() {
+		b.Run(string(d), func(b *testing.B) { benchPostOn(b, d, body) })
+	}
+}
+
+func benchPostOn(b *testing.B, d testutil.Dialect, body string) {
+	{
+		h, tokens := benchHandler(b, d)
+		b.ReportAllocs()
+		defer testutil.ReportCPU(b)()
+		i := 0
+		for b.Loop() {
+			req := httptest.NewRequest(http.MethodPost, "/graphql", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+tokens[i%len(tokens)])
+			i++
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK || strings.Contains(rec.Body.String(), `"errors"`) {
+				b.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+		}
+	}
+}
+
+// BenchmarkListTasks is the read of the load test: a user's first page.
+func BenchmarkListTasks(b *testing.B) { benchPost(b, benchList) }
+
+// BenchmarkListTasksCounted adds totalCount, a count(*) over the user's
+// tasks.
+func BenchmarkListTasksCounted(b *testing.B) { benchPost(b, benchCount) }
+
+// BenchmarkCreateTask is the write of the load test.
+func BenchmarkCreateTask(b *testing.B) { benchPost(b, benchCreate) }

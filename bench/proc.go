@@ -1,0 +1,393 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of CPU times in /proc: 100 on every
+// Linux this runs on.
+const clockTicks = 100
+
+// procCPU returns the CPU time (user + system) process pid has used.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold spaces: count fields from
+	// after its closing parenthesis.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("malformed /proc stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("malformed /proc stat")
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+}
+
+// procRSS returns the resident set of process pid, in bytes.
+func procRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmRSS in /proc status")
+}
+
+// postgresCPU returns the CPU time used by every process named "postgres"
+// that this user can see: the database's share of the machine, which on
+// this loopback setup is most of the work of a request.
+func postgresCPU() time.Duration {
+	entries, _ := os.ReadDir("/proc")
+	var total time.Duration
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+		if err != nil || strings.TrimSpace(string(comm)) != "postgres" {
+			continue
+		}
+		if d, err := procCPU(pid); err == nil {
+			total += d
+		}
+	}
+	return total
+}
+
+// machineCPU returns the busy and total CPU time of the whole machine since
+// boot, summed over its cores.
+func machineCPU() (busy, total time.Duration) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, 0
+	}
+	var sum, idle int64
+	for i, s := range f[1:] {
+		n, _ := strconv.ParseInt(s, 10, 64)
+		sum += n
+		if i == 3 || i == 4 { // idle, iowait
+			idle += n
+		}
+	}
+	return time.Duration(sum-idle) * time.Second / clockTicks, time.Duration(sum) * time.Second / clockTicks
+}
+
+// selfCPU returns the CPU time this process (the load generator) has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// watch says what a measurement window observes besides the machine: the
+// server's process, and PostgreSQL's count of accepted connections.
+type watch struct {
+	serverPID int
+	sessions  func() int64
+}
+
+// cpuWindow measures who used the CPU between start and stop: the server,
+// PostgreSQL, the load generator and the rest of the machine.
+type cpuWindow struct {
+	watch
+	sessionsAtStart int64
+	start           time.Time
+	server          time.Duration
+	postgres        time.Duration
+	self            time.Duration
+	busy            time.Duration
+
+	// peakRSS is the largest resident set of the server seen while the
+	// window is open, sampled every 20 ms.
+	mu      sync.Mutex
+	peakRSS int64
+	stopped chan struct{}
+	done    chan struct{}
+}
+
+// cpuShares are CPU times over a window as percentages of one core (200%
+// is both cores of this machine).
+type cpuShares struct {
+	Server, Postgres, LoadGen, Other float64
+	PeakRSS                          int64
+	PGSessions                       int64
+}
+
+func startWindow(wt watch) *cpuWindow {
+	w := &cpuWindow{watch: wt, start: time.Now(), stopped: make(chan struct{}), done: make(chan struct{})}
+	serverPID := wt.serverPID
+	if wt.sessions != nil {
+		w.sessionsAtStart = wt.sessions()
+	}
+	if serverPID > 0 {
+		w.server, _ = procCPU(serverPID)
+	}
+	w.postgres = postgresCPU()
+	w.self = selfCPU()
+	w.busy, _ = machineCPU()
+	go func() {
+		defer close(w.done)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if serverPID > 0 {
+				if rss, err := procRSS(serverPID); err == nil {
+					w.mu.Lock()
+					w.peakRSS = max(w.peakRSS, rss)
+					w.mu.Unlock()
+				}
+			}
+			select {
+			case <-w.stopped:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return w
+}
+
+// stop closes the window; extra is CPU spent outside this process on the
+// load generator's behalf (pgbench's).
+func (w *cpuWindow) stop(extra time.Duration) cpuShares {
+	close(w.stopped)
+	<-w.done
+	elapsed := time.Since(w.start)
+	pct := func(d time.Duration) float64 { return 100 * d.Seconds() / elapsed.Seconds() }
+	var s cpuShares
+	if w.serverPID > 0 {
+		if d, err := procCPU(w.serverPID); err == nil {
+			s.Server = pct(d - w.server)
+		}
+	}
+	s.Postgres = pct(postgresCPU() - w.postgres)
+	s.LoadGen = pct(selfCPU() - w.self + extra)
+	busy, _ := machineCPU()
+	s.Other = max(0, pct(busy-w.busy)-s.Server-s.Postgres-s.LoadGen)
+	s.PeakRSS = w.peakRSS
+	if w.sessions != nil {
+		s.PGSessions = w.sessions() - w.sessionsAtStart
+	}
+	return s
+}
+
+// server is a running server binary.
+type server struct {
+	cmd     *exec.Cmd
+	url     string // http://host:port
+	pprof   string // host:port of net/http/pprof, when enabled
+	logPath string
+	lines   *lineCounter
+	exited  chan error
+}
+
+// lineCounter counts the lines written to it (the server's log volume).
+// It takes the server's stdout and stderr; exec copies both through one
+// goroutine when they are the same writer.
+type lineCounter struct {
+	mu sync.Mutex
+	n  int64
+	w  io.Writer
+}
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.n += int64(bytes.Count(p, []byte{'\n'}))
+	c.mu.Unlock()
+	return c.w.Write(p)
+}
+
+func (c *lineCounter) count() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// buildServer compiles the server in root into dir.
+func buildServer(ctx context.Context, root, dir string) (string, error) {
+	bin := filepath.Join(dir, "taskql-server")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build the server: %w", err)
+	}
+	return bin, nil
+}
+
+// freeAddr returns a loopback address with a port that was free a moment
+// ago. The server is told its address rather than asked for it, since at
+// LOG_LEVEL=warn it does not log the line that says where it listens.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// startServer runs bin as in production on databaseURL, listening on a free
+// loopback port, and waits until it is ready. env adds to or overrides the
+// environment it gets; PPROF_ADDR set to "auto" picks a free port for it.
+func startServer(ctx context.Context, bin, dir, databaseURL, secret string, env map[string]string) (*server, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	vars := map[string]string{
+		"APP_ENV":         "production",
+		"DATABASE_URL":    databaseURL,
+		"AUTH_JWT_SECRET": secret,
+		"LISTEN_ADDR":     addr,
+		"PATH":            os.Getenv("PATH"),
+		"HOME":            os.Getenv("HOME"),
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	s := &server{url: "http://" + addr, exited: make(chan error, 1)}
+	if vars["PPROF_ADDR"] == "auto" {
+		if s.pprof, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		vars["PPROF_ADDR"] = s.pprof
+	}
+	cmd := exec.Command(bin)
+	// Its own directory, so that no .env of the checkout is read.
+	cmd.Dir = dir
+	for k, v := range vars {
+		if v != "" {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
+	s.cmd = cmd
+	s.logPath = filepath.Join(dir, fmt.Sprintf("server-%d.log", time.Now().UnixNano()))
+	logFile, err := os.Create(s.logPath)
+	if err != nil {
+		return nil, err
+	}
+	s.lines = &lineCounter{w: logFile}
+	cmd.Stdout, cmd.Stderr = s.lines, s.lines
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start server: %w", err)
+	}
+	go func() {
+		s.exited <- cmd.Wait()
+		logFile.Close()
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if err := ready(addr); err == nil {
+			return s, nil
+		}
+		select {
+		case err := <-s.exited:
+			return nil, fmt.Errorf("server exited before it was ready (%v); its log:\n%s", err, tail(s.logPath))
+		case <-ctx.Done():
+			cmd.Process.Kill()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			return nil, fmt.Errorf("server not ready within a minute; its log:\n%s", tail(s.logPath))
+		}
+	}
+}
+
+// ready reports whether the server at addr answers /readyz with 200.
+func ready(addr string) error {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + addr + "/readyz")
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("readyz: %s", resp.Status)
+	}
+	return nil
+}
+
+func (s *server) pid() int { return s.cmd.Process.Pid }
+
+// stop asks the server to shut down and waits for it.
+func (s *server) stop() error {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-s.exited:
+		s.exited <- err // for a second stop
+		return err
+	case <-time.After(40 * time.Second):
+		s.cmd.Process.Kill()
+		return errors.New("server did not stop within 40s of SIGTERM")
+	}
+}
+
+// tail returns the last lines of the file at path.
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-20):], "\n")
+}
+
+// download saves what GET url answers in path.
+func download(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,103 @@
+package events_test
+
+import (
+	"context"
+	"crypto/rand"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/taskql/server/events"
+	"github.com/taskql/server/model"
+)
+
+// The test helpers of the events package.
+
+func ptr[T any](v T) *T { return &v }
+
+// changeOf is a change of a task of user with id.
+func changeOf(user string, id int64) *model.TaskChange {
+	return &model.TaskChange{Kind: model.ChangeUpdated, Task: &model.Task{ID: id, UserID: user, Title: "t"}}
+}
+
+// receive returns the next change of s, failing the test when none comes.
+func receive(t *testing.T, s *events.Subscription) *model.TaskChange {
+	t.Helper()
+	select {
+	case c, ok := <-s.Changes():
+		if !ok {
+			t.Fatalf("the subscription ended: %v", s.Err())
+		}
+		return c
+	case <-time.After(10 * time.Second):
+		t.Fatal("no change arrived")
+		return nil
+	}
+}
+
+// deliverWithin delivers changes, failing the test if Deliver blocks.
+func deliverWithin(t *testing.T, h *events.Hub, changes ...*model.TaskChange) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.Deliver(changes)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Deliver blocked")
+	}
+}
+
+// ended waits for s to end and returns its error.
+func ended(t *testing.T, s *events.Subscription) error {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case _, ok := <-s.Changes():
+			if !ok {
+				return s.Err()
+			}
+		case <-deadline:
+			t.Fatal("the subscription did not end")
+		}
+	}
+}
+
+// newPostgresBus starts a Postgres bus on channel, closed when the test
+// ends. configure, if given, adjusts it before it starts.
+func newPostgresBus(t *testing.T, channel string, configure ...func(*events.Postgres)) *events.Postgres {
+	t.Helper()
+	bus := &events.Postgres{URL: os.Getenv("TEST_DATABASE_URL"), Channel: channel}
+	for _, c := range configure {
+		c(bus)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := bus.Start(ctx); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(bus.Close)
+	return bus
+}
+
+// uniqueChannel is a NOTIFY channel no other test uses.
+func uniqueChannel(t *testing.T) string {
+	t.Helper()
+	return "task_changed_" + strings.ToLower(rand.Text())
+}
+
+// waitFor polls cond until it holds, failing the test after 10s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,170 @@
+// Package events carries task changes from the mutation that commits them
+// to the taskChanged subscribers of every server instance.
+//
+// A Hub fans changes out to the subscriptions of their user. Two buses feed
+// it: Local, within the process (SQLite, where one instance serves), and
+// Postgres, through PostgreSQL's LISTEN/NOTIFY, so that a change committed
+// on any instance reaches the subscribers of all of them. Both implement
+// model.Publisher.
+package events
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/taskql/server/model"
+)
+
+// Bus is an event bus: a store publishes its committed changes to it, and
+// subscribers read theirs from it. Local and Postgres are the two.
+type Bus interface {
+	model.Publisher
+	Subscribe(ctx context.Context) (*Subscription, error)
+	// Subscribers returns how many subscriptions are open.
+	Subscribers() int
+	// Close ends every subscription and releases the bus.
+	Close()
+}
+
+// DefaultBuffer is how many changes a subscriber may have waiting before
+// it is closed as too slow, when Hub.Buffer is zero.
+const DefaultBuffer = 64
+
+// ErrClosed is returned by Subscribe once the hub is closed.
+var ErrClosed = errors.New("events: the server is shutting down")
+
+// Hub fans changes out to the subscriptions of the user each change belongs
+// to. Delivery never blocks: each subscription has a bounded buffer, and a
+// subscription whose buffer is full when a change arrives is closed with a
+// *model.SlowSubscriberError, so a slow client neither holds up mutations
+// and other subscribers nor loses events without being told.
+//
+// The zero Hub is ready to use.
+type Hub struct {
+	// Buffer is how many changes a subscription may have waiting; zero
+	// means DefaultBuffer. Set it before the first Subscribe.
+	Buffer int
+
+	mu     sync.Mutex
+	subs   map[string]map[*Subscription]struct{} // by user id
+	count  int
+	closed bool
+}
+
+// Subscription is one subscriber's stream of changes.
+type Subscription struct {
+	hub  *Hub
+	user string
+	c    chan *model.TaskChange
+	// err says why the stream ended; guarded by hub.mu.
+	err error
+	// stop unregisters the context callback that ends the subscription.
+	stop func() bool
+}
+
+// Changes yields the subscriber's changes in commit order. It is closed
+// when the subscription ends: its context is done, the subscriber fell too
+// far behind, or the hub closed.
+func (s *Subscription) Changes() <-chan *model.TaskChange { return s.c }
+
+// Err says why Changes was closed: nil when the subscription's context
+// ended it or the hub closed, a *model.SlowSubscriberError when the
+// subscriber fell behind. It is nil while the subscription is open.
+func (s *Subscription) Err() error {
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+	return s.err
+}
+
+// Subscribe starts a subscription to the changes of the viewer in ctx
+// (model.ErrUnauthenticated without one). It lasts until ctx is done,
+// unless it falls behind or the hub closes first.
+func (h *Hub) Subscribe(ctx context.Context) (*Subscription, error) {
+	v, ok := model.ViewerFromContext(ctx)
+	if !ok {
+		return nil, model.ErrUnauthenticated
+	}
+	buffer := h.Buffer
+	if buffer <= 0 {
+		buffer = DefaultBuffer
+	}
+	s := &Subscription{hub: h, user: v.ID, c: make(chan *model.TaskChange, buffer)}
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	if h.subs == nil {
+		h.subs = make(map[string]map[*Subscription]struct{})
+	}
+	if h.subs[s.user] == nil {
+		h.subs[s.user] = make(map[*Subscription]struct{})
+	}
+	h.subs[s.user][s] = struct{}{}
+	h.count++
+	// Registered under the lock, which the callback takes: it cannot run
+	// before s is in the map.
+	s.stop = context.AfterFunc(ctx, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.endLocked(s, nil)
+	})
+	return s, nil
+}
+
+// Deliver hands each change to the subscriptions of its task's user, in
+// order. It never blocks.
+func (h *Hub) Deliver(changes []*model.TaskChange) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range changes {
+		for s := range h.subs[c.Task.UserID] {
+			select {
+			case s.c <- c:
+			default:
+				// Dropping this change silently would leave the client's
+				// list wrong for good; ending the stream tells it to
+				// refetch.
+				h.endLocked(s, &model.SlowSubscriberError{Behind: len(s.c) + 1})
+			}
+		}
+	}
+}
+
+// Subscribers returns how many subscriptions are open.
+func (h *Hub) Subscribers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.count
+}
+
+// Close ends every subscription and refuses new ones.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for _, subs := range h.subs {
+		for s := range subs {
+			h.endLocked(s, nil)
+		}
+	}
+}
+
+// endLocked removes s, if it is still open, and closes its stream with err.
+// Changes already buffered stay readable.
+func (h *Hub) endLocked(s *Subscription, err error) {
+	subs := h.subs[s.user]
+	if _, ok := subs[s]; !ok {
+		return
+	}
+	delete(subs, s)
+	if len(subs) == 0 {
+		delete(h.subs, s.user)
+	}
+	h.count--
+	s.stop()
+	s.err = err
+	close(s.c)
+}
