@@ -228,8 +228,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if b.bin, err = buildServer(ctx, root, dir); err != nil {
 		return err
 	}
-	if err := b.postgres(ctx); err != nil {
-		return err
+	if opt.scenarios["R"] || opt.scenarios["W"] || opt.scenarios["mixed"] || opt.scenarios["deep"] || opt.scenarios["growth"] {
+		if err := b.postgres(ctx); err != nil {
+			return err
+		}
 	}
 	if opt.scenarios["table"] && opt.growthRows > 0 {
 		if err := b.tableGrowth(ctx); err != nil {
@@ -411,9 +413,7 @@ func (b *bench) postgres(ctx context.Context) error {
 	target.tokens = tokens
 	sleep(ctx, time.Second)
 	mem := Memory{DB: "postgres", Settle: b.opt.settle.String()}
-	if rss, err := procRSS(s.pid()); err == nil {
-		mem.IdleBootMB = float64(rss) / (1 << 20)
-	}
+	mem.IdleBootMB, mem.IdleBootAnonMB = rssMB(s)
 
 	// trim removes what a write scenario added, so that every scenario
 	// sees the seeded table.
@@ -480,7 +480,8 @@ func (b *bench) postgres(ctx context.Context) error {
 		}
 	}
 
-	mem.IdleAfterMB = b.settledRSS(ctx, s)
+	sleep(ctx, b.opt.settle)
+	mem.IdleAfterMB, mem.IdleAfterAnonMB = rssMB(s)
 	for _, x := range b.report.Results {
 		if x.DB == "postgres" && x.System == "server" {
 			mem.PeakMB = max(mem.PeakMB, x.ServerRSSMB)
@@ -491,16 +492,15 @@ func (b *bench) postgres(ctx context.Context) error {
 	return nil
 }
 
-// settledRSS is the server's resident set once it has been idle for the
-// settle time: the Go runtime returns freed memory to the system
-// gradually, so right after a load the set still holds its peak.
-func (b *bench) settledRSS(ctx context.Context, s *server) float64 {
-	sleep(ctx, b.opt.settle)
-	rss, err := procRSS(s.pid())
+// rssMB returns the server's resident set and its anonymous part, in MB.
+// Read after the settle time: the Go runtime returns freed memory to the
+// system gradually, so right after a load the set still holds its peak.
+func rssMB(s *server) (total, anon float64) {
+	t, a, err := procRSSParts(s.pid())
 	if err != nil {
-		return 0
+		return 0, 0
 	}
-	return float64(rss) / (1 << 20)
+	return float64(t) / (1 << 20), float64(a) / (1 << 20)
 }
 
 // lists adds a user with a long list and one with a short list, then runs
@@ -699,7 +699,8 @@ func (b *bench) tableGrowth(ctx context.Context) error {
 	return b.probeBoth(ctx, raw, target, b.report.bigTable, toks[0], uid, false, queryBody(docList))
 }
 
-// sqlite runs R and W against the server on an embedded SQLite file.
+// sqlite runs R and W against the server on an embedded SQLite file (the
+// part "sqlite" of -only is both).
 func (b *bench) sqlite(ctx context.Context) error {
 	opt := b.opt
 	path := filepath.Join(b.dir, "taskbench.db")
@@ -724,19 +725,13 @@ func (b *bench) sqlite(ctx context.Context) error {
 	}
 	sleep(ctx, time.Second)
 	mem := Memory{DB: "sqlite", Settle: b.opt.settle.String()}
-	if rss, err := procRSS(s.pid()); err == nil {
-		mem.IdleBootMB = float64(rss) / (1 << 20)
-	}
+	mem.IdleBootMB, mem.IdleBootAnonMB = rssMB(s)
 	for _, c := range opt.conns {
-		if opt.scenarios["R"] {
-			if _, err := b.serverRun(ctx, s, "R", "sqlite", c, target.read()); err != nil {
-				return err
-			}
+		if _, err := b.serverRun(ctx, s, "R", "sqlite", c, target.read()); err != nil {
+			return err
 		}
-		if opt.scenarios["W"] {
-			if _, err := b.serverRun(ctx, s, "W", "sqlite", c, target.write()); err != nil {
-				return err
-			}
+		if _, err := b.serverRun(ctx, s, "W", "sqlite", c, target.write()); err != nil {
+			return err
 		}
 	}
 	for _, x := range b.report.Results {
@@ -744,7 +739,8 @@ func (b *bench) sqlite(ctx context.Context) error {
 			mem.PeakMB = max(mem.PeakMB, x.ServerRSSMB)
 		}
 	}
-	mem.IdleAfterMB = b.settledRSS(ctx, s)
+	sleep(ctx, b.opt.settle)
+	mem.IdleAfterMB, mem.IdleAfterAnonMB = rssMB(s)
 	mem.LogLinesTotal = s.lines.count()
 	b.report.Memory = append(b.report.Memory, mem)
 	return nil

@@ -45,17 +45,35 @@ func procCPU(pid int) (time.Duration, error) {
 
 // procRSS returns the resident set of process pid, in bytes.
 func procRSS(pid int) (int64, error) {
+	total, _, err := procRSSParts(pid)
+	return total, err
+}
+
+// procRSSParts returns the resident set of process pid and its anonymous
+// part (heap, stacks: what the process allocated), in bytes. The rest is
+// mostly the pages of the binary it has run, which are counted in the
+// resident set but shared and backed by the file.
+func procRSSParts(pid int) (total, anon int64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
+	kb := func(v string) int64 {
+		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		return n << 10
+	}
+	found := false
 	for line := range strings.SplitSeq(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10, err
+			total, found = kb(v), true
+		} else if v, ok := strings.CutPrefix(line, "RssAnon:"); ok {
+			anon = kb(v)
 		}
 	}
-	return 0, errors.New("no VmRSS in /proc status")
+	if !found {
+		return 0, 0, errors.New("no VmRSS in /proc status")
+	}
+	return total, anon, nil
 }
 
 // postgresCPU returns the CPU time used by every process named "postgres"

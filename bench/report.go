@@ -54,14 +54,18 @@ type Probe struct {
 	P99Ms    float64 `json:"p99_ms"`
 }
 
-// Memory is the server's resident set at rest and under load.
+// Memory is the server's resident set at rest and under load. The Anon
+// figures are the part the process allocated (heap, stacks); the rest of
+// the set is mostly pages of the binary's code.
 type Memory struct {
-	DB            string  `json:"db"`
-	IdleBootMB    float64 `json:"idle_boot_mb"`
-	PeakMB        float64 `json:"peak_mb"`
-	IdleAfterMB   float64 `json:"idle_after_load_mb"` // after the settle time
-	Settle        string  `json:"settle"`
-	LogLinesTotal int64   `json:"log_lines"`
+	DB              string  `json:"db"`
+	IdleBootMB      float64 `json:"idle_boot_mb"`
+	IdleBootAnonMB  float64 `json:"idle_boot_anon_mb"`
+	PeakMB          float64 `json:"peak_mb"`
+	IdleAfterMB     float64 `json:"idle_after_load_mb"` // after the settle time
+	IdleAfterAnonMB float64 `json:"idle_after_load_anon_mb"`
+	Settle          string  `json:"settle"`
+	LogLinesTotal   int64   `json:"log_lines"`
 }
 
 // Target is one of the issue's targets and whether this run met it.
@@ -220,10 +224,11 @@ func (r *Report) print(w io.Writer) {
 	if len(r.Memory) > 0 {
 		fmt.Fprintln(w, "\nServer memory (resident set):")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "db\tidle after boot MB\tpeak under load MB\tidle after load MB\tafter\tlog lines\t")
+		fmt.Fprintln(tw, "db\tidle after boot MB (anon)\tpeak under load MB\tidle after load MB (anon)\tafter\tlog lines\t")
 		for _, m := range r.Memory {
-			fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%s\t%d\t\n", m.DB, m.IdleBootMB, m.PeakMB, m.IdleAfterMB, m.Settle, m.LogLinesTotal)
+			fmt.Fprintf(tw, "%s\t%.1f (%.1f)\t%.1f\t%.1f (%.1f)\t%s\t%d\t\n", m.DB, m.IdleBootMB, m.IdleBootAnonMB, m.PeakMB, m.IdleAfterMB, m.IdleAfterAnonMB, m.Settle, m.LogLinesTotal)
 		}
+		fmt.Fprintln(w, "(anon: what the server allocated; the rest of the resident set is mostly the binary's code pages)")
 		tw.Flush()
 	}
 	if len(r.Targets) > 0 {
