@@ -1,9 +1,6 @@
 // Every GraphQL document the end-to-end tests send, in one place, so that
 // schema.test.js can validate all of them against the server's schema: a
 // breaking schema change then fails here, as it would fail the frontends.
-//
-// Subscriptions (taskChanged over graphql-ws) are not covered yet; their
-// documents belong here too when they are.
 import { parse } from 'graphql';
 
 const taskFields = /* GraphQL */ `
@@ -50,6 +47,8 @@ export const sources = {
   DeleteTask: `mutation DeleteTask($id: ID!) { deleteTask(id: $id) { ...TaskFields } } ${taskFields}`,
 
   DeleteCompletedTasks: `mutation DeleteCompletedTasks { deleteCompletedTasks }`,
+
+  TaskChanged: `subscription TaskChanged { taskChanged { kind task { ...TaskFields } } } ${taskFields}`,
 
   /** What the browser test types into GraphiQL's editor. */
   IDEQuery: `query FromTheIDE { tasks(first: 10) { nodes { id title completed } totalCount } }`,
