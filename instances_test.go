@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/taskql/server/auth"
+	"github.com/taskql/server/testutil"
 	"github.com/taskql/server/testutil/gqlws"
 )
 
@@ -22,8 +23,11 @@ import (
 // restarts, and ends with 1001 when its server shuts down.
 func TestInstancesShareChangesAndResumeAfterARestart(t *testing.T) {
 	t.Parallel()
-	pg := startCluster(t)
-	bin := buildServer(t)
+	pg := testutil.StartPostgresCluster(t)
+	bin, err := testutil.BuildServer(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	vars := withSecret(map[string]string{
 		"DATABASE_URL":     pg.URL(),
 		"LISTEN_ADDR":      "127.0.0.1:0",
@@ -109,7 +113,7 @@ func TestInstancesShareChangesAndResumeAfterARestart(t *testing.T) {
 
 	// Every connection to the database drops. The subscription stays
 	// open, and hears changes again once the listener is back.
-	pg.restart(t)
+	pg.Restart(t)
 	heard("after the restart")
 	if !strings.Contains(first.log.String(), "task change listener reconnected") {
 		t.Fatalf("the first instance's listener did not report reconnecting:\n%s", first.log)

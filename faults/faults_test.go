@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/taskql/server/database"
+	"github.com/taskql/server/testutil"
 )
 
 // TestPostgresRestartDuringLoad stops PostgreSQL for three seconds under a
@@ -21,7 +22,7 @@ import (
 // 200, requests fail fast with a clean error while it is down and succeed
 // after without a server restart, and every acknowledged create is there.
 func TestPostgresRestartDuringLoad(t *testing.T) {
-	pg := startPostgres(t)
+	pg := testutil.StartPostgresCluster(t)
 	srv := startServer(t, "DATABASE_URL="+pg.URL())
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -31,11 +32,11 @@ func TestPostgresRestartDuringLoad(t *testing.T) {
 
 	time.Sleep(2 * time.Second)
 	stopped := time.Now()
-	pg.stop(t)
+	pg.Stop(t)
 	down := time.Now()
 	time.Sleep(3 * time.Second)
 	starting := time.Now()
-	pg.start(t)
+	pg.Start(t)
 	up := time.Now()
 	time.Sleep(4 * time.Second)
 	cancel()
@@ -79,7 +80,7 @@ func TestPostgresRestartDuringLoad(t *testing.T) {
 		t.Errorf("/readyz did not go 503 then 200: %v", describeReadiness(changes, stopped))
 	}
 	acked := acknowledged(all)
-	gone := missing(t, pg.open(t), acked)
+	gone := missing(t, pg.Open(t), acked)
 	figure(t, "creates acknowledged %d, found in the database %d", len(acked), len(acked)-len(gone))
 	if len(gone) > 0 {
 		t.Errorf("%d acknowledged creates are missing: %v", len(gone), gone[:min(len(gone), 10)])
@@ -92,30 +93,15 @@ func TestPostgresRestartDuringLoad(t *testing.T) {
 // does not deadlock, and the server serves again as soon as the lock goes.
 func TestSlowDatabase(t *testing.T) {
 	const timeout = time.Second
-	pg := startPostgres(t)
+	pg := testutil.StartPostgresCluster(t)
 	srv := startServer(t, "DATABASE_URL="+pg.URL(), "GRAPHQL_EXECUTION_TIMEOUT=1s", "DB_MAX_OPEN_CONNS=5")
-	admin := pg.open(t)
+	admin := pg.Open(t)
 	// The schema exists once the server is up; warm it with one task.
 	if o := newClient(t, srv, "warm", true).create("warm"); !o.ok() {
 		t.Fatalf("warm-up create: %+v", o)
 	}
 
-	lockConn, err := admin.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lockConn.Close()
-	tx, err := lockConn.BeginTx(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lockPID int
-	if err := tx.QueryRow("SELECT pg_backend_pid()").Scan(&lockPID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec("LOCK TABLE task IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	tx, lockPID := lockTable(t, admin, "ACCESS EXCLUSIVE")
 	locked := time.Now()
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -168,30 +154,15 @@ func TestSlowDatabase(t *testing.T) {
 // exits 0 within the grace period, and nothing acknowledged is lost.
 func TestSIGTERMDuringLoad(t *testing.T) {
 	const grace = 10 * time.Second
-	pg := startPostgres(t)
+	pg := testutil.StartPostgresCluster(t)
 	srv := startServer(t, "DATABASE_URL="+pg.URL(), "SHUTDOWN_TIMEOUT=10s", "GRAPHQL_EXECUTION_TIMEOUT=8s")
-	admin := pg.open(t)
+	admin := pg.Open(t)
 	if o := newClient(t, srv, "warm", true).create("warm"); !o.ok() {
 		t.Fatalf("warm-up create: %+v", o)
 	}
 
 	// Writes wait for this lock; reads do not.
-	lockConn, err := admin.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lockConn.Close()
-	tx, err := lockConn.BeginTx(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lockPID int
-	if err := tx.QueryRow("SELECT pg_backend_pid()").Scan(&lockPID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec("LOCK TABLE task IN EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	tx, lockPID := lockTable(t, admin, "EXCLUSIVE")
 	const blocked = 6
 	var wg sync.WaitGroup
 	inFlight := make([]outcome, blocked)
@@ -339,4 +310,29 @@ func sawReadiness(changes []readiness, t0 time.Time, statuses ...int) bool {
 		}
 	}
 	return i == len(statuses)
+}
+
+// lockTable locks the task table in mode from a session of the test's own,
+// as another program would, and returns the open transaction (roll it
+// back to release the lock) and the session's backend pid.
+func lockTable(t *testing.T, admin *sql.DB, mode string) (*sql.Tx, int) {
+	t.Helper()
+	conn, err := admin.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	tx, err := conn.BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback() })
+	var pid int
+	if err := tx.QueryRow("SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("LOCK TABLE task IN " + mode + " MODE"); err != nil {
+		t.Fatal(err)
+	}
+	return tx, pid
 }

@@ -10,12 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +24,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to check what PostgreSQL holds
 
 	"github.com/taskql/server/auth"
+	"github.com/taskql/server/testutil"
 )
 
 // The harness of the fault scripts: a private PostgreSQL cluster, the real
@@ -41,109 +39,8 @@ var buildServer = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "server")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Dir = ".."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %v: %s", err, out)
-	}
-	return bin, nil
+	return testutil.BuildServer(dir)
 })
-
-// freePort returns a TCP port on 127.0.0.1 that nothing listens on.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// postgres is a throwaway PostgreSQL cluster in a temporary directory,
-// listening on 127.0.0.1 only: the fault scripts stop and restart it,
-// which must never happen to the PostgreSQL other tests share.
-type postgres struct {
-	bin, dir string
-	port     int
-	// asOwner runs PostgreSQL's programs as the postgres user when the
-	// tests run as root (initdb refuses root).
-	asOwner []string
-}
-
-func startPostgres(t *testing.T) *postgres {
-	t.Helper()
-	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-	if len(matches) == 0 {
-		t.Skip("no PostgreSQL server binaries in /usr/lib/postgresql/*/bin")
-	}
-	slices.Sort(matches)
-	p := &postgres{bin: filepath.Dir(matches[len(matches)-1]), port: freePort(t)}
-	dir, err := os.MkdirTemp("", "taskql-faults-pg-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.dir = dir
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Skip("running as root without a postgres user to run PostgreSQL as")
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-		p.asOwner = []string{"runuser", "-u", "postgres", "--"}
-	}
-	p.run(t, "initdb", "-D", p.data(), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
-	p.start(t)
-	t.Cleanup(func() { p.ctl(t, "stop", "-m", "immediate") })
-	return p
-}
-
-func (p *postgres) data() string { return filepath.Join(p.dir, "data") }
-
-// URL is the cluster's database URL.
-func (p *postgres) URL() string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", p.port)
-}
-
-func (p *postgres) run(t *testing.T, prog string, args ...string) {
-	t.Helper()
-	argv := append(slices.Clone(p.asOwner), append([]string{filepath.Join(p.bin, prog)}, args...)...)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s %s: %v: %s", prog, strings.Join(args, " "), err, out)
-	}
-}
-
-func (p *postgres) ctl(t *testing.T, args ...string) {
-	t.Helper()
-	p.run(t, "pg_ctl", append([]string{"-D", p.data(), "-l", filepath.Join(p.dir, "log"), "-w", "-t", "30"}, args...)...)
-}
-
-func (p *postgres) start(t *testing.T) {
-	t.Helper()
-	p.ctl(t, "start", "-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=100", p.port, p.dir))
-}
-
-// stop stops the cluster the way an operator or a Neon suspend does: fast
-// shutdown, which ends every session.
-func (p *postgres) stop(t *testing.T) { p.ctl(t, "stop", "-m", "fast") }
-
-// open opens a connection pool of the test's own to the cluster.
-func (p *postgres) open(t *testing.T) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("pgx", p.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
 
 // server is the server binary running as a child process.
 type server struct {
@@ -162,7 +59,7 @@ func startServer(t *testing.T, env ...string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), log: &bytes.Buffer{}, done: make(chan struct{})}
+	s := &server{addr: fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)), log: &bytes.Buffer{}, done: make(chan struct{})}
 	s.cmd = exec.Command(bin)
 	// Its own directory, so that no .env of the checkout is read.
 	s.cmd.Dir = t.TempDir()

@@ -71,11 +71,7 @@ func NewTasks(db *bun.DB) *Tasks {
 
 // Get returns the viewer's task with the given id, or ErrNotFound.
 func (s *Tasks) Get(ctx context.Context, id string) (*Task, error) {
-	userID, err := viewerID(ctx)
-	if err != nil {
-		return nil, err
-	}
-	taskID, err := ParseID("id", id)
+	userID, taskID, err := viewerAndTask(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -84,13 +80,33 @@ func (s *Tasks) Get(ctx context.Context, id string) (*Task, error) {
 		Where("id = ?", taskID).
 		Where("user_id = ?", userID).
 		Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("select task: %w", err)
+	if err := oneTask(err, "select task"); err != nil {
+		return nil, err
 	}
 	return t, nil
+}
+
+// viewerAndTask returns the viewer's id and the task id parsed from the id
+// argument, or the error that stops a query on one task.
+func viewerAndTask(ctx context.Context, id string) (userID string, taskID int64, err error) {
+	if userID, err = viewerID(ctx); err != nil {
+		return "", 0, err
+	}
+	taskID, err = ParseID("id", id)
+	return userID, taskID, err
+}
+
+// oneTask maps the error of a statement on one task: no row means the
+// task does not exist or is not the viewer's, which clients cannot tell
+// apart.
+func oneTask(err error, what string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
 }
 
 // Create validates in and inserts a task owned by the viewer.
@@ -128,11 +144,7 @@ func (s *Tasks) Create(ctx context.Context, in CreateTaskInput) (*Task, error) {
 
 // Update applies in to the viewer's task with the given id.
 func (s *Tasks) Update(ctx context.Context, id string, in UpdateTaskInput) (*Task, error) {
-	userID, err := viewerID(ctx)
-	if err != nil {
-		return nil, err
-	}
-	taskID, err := ParseID("id", id)
+	userID, taskID, err := viewerAndTask(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -176,11 +188,7 @@ func (s *Tasks) Update(ctx context.Context, id string, in UpdateTaskInput) (*Tas
 
 // Toggle flips the completion of the viewer's task with the given id.
 func (s *Tasks) Toggle(ctx context.Context, id string) (*Task, error) {
-	userID, err := viewerID(ctx)
-	if err != nil {
-		return nil, err
-	}
-	taskID, err := ParseID("id", id)
+	userID, taskID, err := viewerAndTask(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -204,22 +212,15 @@ func (s *Tasks) updateOne(ctx context.Context, taskID int64, userID string, set 
 			Scan(ctx)
 		return []*Task{t}, err
 	})
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("update task: %w", err)
+	if err := oneTask(err, "update task"); err != nil {
+		return nil, err
 	}
 	return t, nil
 }
 
 // Delete removes the viewer's task with the given id and returns it as it was.
 func (s *Tasks) Delete(ctx context.Context, id string) (*Task, error) {
-	userID, err := viewerID(ctx)
-	if err != nil {
-		return nil, err
-	}
-	taskID, err := ParseID("id", id)
+	userID, taskID, err := viewerAndTask(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -232,11 +233,8 @@ func (s *Tasks) Delete(ctx context.Context, id string) (*Task, error) {
 			Scan(ctx)
 		return []*Task{t}, err
 	})
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("delete task: %w", err)
+	if err := oneTask(err, "delete task"); err != nil {
+		return nil, err
 	}
 	return t, nil
 }
