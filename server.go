@@ -36,6 +36,7 @@ import (
 	"github.com/taskql/server/database"
 	"github.com/taskql/server/events"
 	"github.com/taskql/server/graph"
+	"github.com/taskql/server/memory"
 	"github.com/taskql/server/model"
 )
 
@@ -77,6 +78,8 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	memory.SetGCPercent(getenv)
+	go memory.ReleaseWhenIdle(ctx)
 
 	bootCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

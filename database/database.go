@@ -96,11 +96,15 @@ func openPostgres(cfg Config) (*bun.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Bun writes its arguments into the SQL text, so statements do not
-	// repeat and preparing them would only fill the statement cache. The
-	// simple protocol is one round trip and works through transaction-mode
-	// poolers such as Neon's.
-	connConfig.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	// The model binds its values, so a query's text repeats and pgx's
+	// default mode (cache_statement) prepares it once per connection:
+	// PostgreSQL then skips parsing and planning it on every call. pgx
+	// sends statements without values, such as those Bun writes with the
+	// values in the text, with the simple protocol and never caches them.
+	// Transaction-mode PgBouncer passes prepared statements through since
+	// 1.21 (max_prepared_statements; Neon's pooler does); behind a pooler
+	// that does not, default_query_exec_mode=exec in the URL turns the
+	// cache off.
 	sqldb := stdlib.OpenDB(*connConfig, stdlib.OptionAfterConnect(scanTimesInUTC))
 	// pgx's driver pings a connection idle for more than a second before
 	// handing it out again, so a connection dropped by the server while idle

@@ -67,7 +67,8 @@ type Postgres struct {
 
 var _ Bus = (*Postgres)(nil)
 
-// PublishTx sends changes with pg_notify in the mutation's transaction.
+// PublishTx sends changes with pg_notify in the mutation's transaction,
+// for a change PublishExpr declined.
 func (p *Postgres) PublishTx(ctx context.Context, tx bun.Tx, changes []*model.TaskChange) error {
 	var payloads []string
 	for _, c := range changes {
@@ -87,6 +88,37 @@ func (p *Postgres) PublishTx(ctx context.Context, tx bun.Tx, changes []*model.Ta
 		return fmt.Errorf("pg_notify: %w", err)
 	}
 	return nil
+}
+
+// maxStatementChange bounds the payload of a change published by
+// PublishExpr, without its user id: a title and description of the most
+// characters the table admits, each escaped as six bytes (a control
+// character as \u00XX), and room for the names, id, flag and times.
+// PublishExpr cannot split a payload, so it declines a user id that could
+// make one too long.
+const maxStatementChange = 6*(model.MaxTitleLength+model.MaxDescriptionLength) + 512
+
+var _ model.StatementPublisher = (*Postgres)(nil)
+
+// PublishExpr returns a pg_notify of the change, encoded by PostgreSQL in
+// the format of encodeChange, for the mutation's own statement: one
+// statement per mutation instead of a transaction of four (see
+// model.StatementPublisher).
+func (p *Postgres) PublishExpr(kind model.ChangeKind, userID, row string, bind func(any) string) (string, bool) {
+	if maxStatementChange+6*len(userID) > MaxPayload {
+		return "", false
+	}
+	col := func(name string) string { return row + "." + name }
+	return "pg_notify(" + bind(p.channel()) + ", json_build_object(" +
+		"'kind', " + bind(string(kind)) + "::text, " +
+		"'task', json_build_object(" +
+		"'id', " + col("id") + ", " +
+		"'userId', " + col("user_id") + ", " +
+		"'title', " + col("title") + ", " +
+		"'description', " + col("description") + ", " +
+		"'completed', " + col("completed") + ", " +
+		"'createdAt', " + col("created_at") + ", " +
+		"'updatedAt', " + col("updated_at") + "))::text)", true
 }
 
 // Publish does nothing: this instance hears its own changes through

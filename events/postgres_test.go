@@ -2,9 +2,11 @@ package events_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,22 +47,83 @@ func TestPostgresBusDeliversTheLargestChangesWhole(t *testing.T) {
 	store := model.NewTasks(db)
 	store.PublishTo(bus)
 
-	for _, user := range []string{
-		strings.Repeat("\u2028", 64),
+	for _, tt := range []struct {
+		name, user, char string
+	}{
+		// Published by the mutation's statement: PostgreSQL escapes
+		// control characters as six bytes each.
+		{"escaped text, short user id", "alice", "\x01"},
+		// Too long for the statement: published in the transaction.
+		{"user id of 64 line separators", strings.Repeat("\u2028", 64), "\u2028"},
 		// Past one notification: sent in chunks.
-		strings.Repeat("u", 5000),
+		{"user id of 5000 bytes", strings.Repeat("u", 5000), "\u2028"},
 	} {
-		ctx := testutil.AsUser(user)
+		ctx := testutil.AsUser(tt.user)
 		sub, _ := bus.Subscribe(ctx)
 		created, err := store.Create(ctx, model.CreateTaskInput{
-			Title:       strings.Repeat("\x01", model.MaxTitleLength),
-			Description: ptr(strings.Repeat("\u2028", model.MaxDescriptionLength)),
+			Title:       "t" + strings.Repeat(tt.char, model.MaxTitleLength-1),
+			Description: ptr("d" + strings.Repeat(tt.char, model.MaxDescriptionLength-1)),
 		})
 		if err != nil {
-			t.Fatalf("create (user id of %d bytes): %v", len(user), err)
+			t.Fatalf("%s: create: %v", tt.name, err)
 		}
 		if got := receive(t, sub); !reflect.DeepEqual(got.Task, created) {
-			t.Errorf("user id of %d bytes: the task arrived changed", len(user))
+			t.Errorf("%s: the task arrived changed", tt.name)
+		}
+	}
+}
+
+func TestPostgresBusPublishesEveryConcurrentCreateOnceAsCreated(t *testing.T) {
+	db := testutil.NewDB(t, testutil.Postgres)
+	bus := newPostgresBus(t, uniqueChannel(t))
+	store := model.NewTasks(db)
+	store.PublishTo(bus)
+
+	// Enough at once that creates share statements (model.createGroups).
+	const users, perUser = 8, 40
+	subs := make([]*events.Subscription, users)
+	created := make([][]*model.Task, users)
+	var wg sync.WaitGroup
+	errs := make(chan error, users*perUser)
+	for u := range users {
+		ctx := testutil.AsUser(fmt.Sprintf("user-%d", u))
+		subs[u], _ = bus.Subscribe(ctx)
+		created[u] = make([]*model.Task, perUser)
+		for i := range perUser {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				task, err := store.Create(ctx, model.CreateTaskInput{Title: fmt.Sprintf("task %d of user %d", i, u)})
+				if err == nil && (task.UserID != fmt.Sprintf("user-%d", u) || task.Title != fmt.Sprintf("task %d of user %d", i, u)) {
+					err = fmt.Errorf("create %d of user %d returned %+v", i, u, task)
+				}
+				created[u][i] = task
+				errs <- err
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for u := range users {
+		byID := map[int64]*model.Task{}
+		for _, task := range created[u] {
+			byID[task.ID] = task
+		}
+		if len(byID) != perUser {
+			t.Fatalf("user %d: %d distinct ids for %d creates", u, len(byID), perUser)
+		}
+		// Each task once: a repeated event finds its task gone.
+		for range perUser {
+			got := receive(t, subs[u])
+			if got.Kind != model.ChangeCreated || !reflect.DeepEqual(got.Task, byID[got.Task.ID]) {
+				t.Fatalf("user %d: got %s %+v, want CREATED of one of its tasks not yet seen", u, got.Kind, got.Task)
+			}
+			delete(byID, got.Task.ID)
 		}
 	}
 }

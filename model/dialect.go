@@ -1,8 +1,6 @@
 package model
 
 import (
-	"time"
-
 	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/schema"
 )
@@ -24,19 +22,6 @@ func (sqlNow) AppendQuery(gen schema.QueryGen, b []byte) ([]byte, error) {
 		return append(b, sqliteNowExpr...), nil
 	}
 	return append(b, "now()"...), nil
-}
-
-// sqlTime is a time to compare with a task column.
-type sqlTime time.Time
-
-func (t sqlTime) AppendQuery(gen schema.QueryGen, b []byte) ([]byte, error) {
-	tm := time.Time(t).UTC()
-	if gen.Dialect().Name() == dialect.SQLite {
-		b = append(b, '\'')
-		b = tm.AppendFormat(b, sqliteTimeLayout)
-		return append(b, '\''), nil
-	}
-	return gen.Dialect().AppendTime(b, tm), nil
 }
 
 // sqlILike is the case-insensitive LIKE operator. SQLite's LIKE already

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/schema"
 )
 
 // ChangeKind says what happened to a task.
@@ -84,27 +85,75 @@ func (e *SlowSubscriberError) Error() string {
 	return fmt.Sprintf("subscription closed: client too slow, %d events behind — resubscribe", e.Behind)
 }
 
-// mutate runs fn in a transaction and publishes a change of kind for each
-// task fn returns, only if the transaction commits.
+// StatementPublisher is a Publisher that can also make delivery part of
+// the statement that changes the tasks, so that a mutation is one
+// statement instead of a transaction of several: PostgreSQL sends a
+// pg_notify of a statement when, and only if, the statement commits.
+type StatementPublisher interface {
+	Publisher
+	// PublishExpr returns an SQL expression that publishes a change of
+	// kind for the task whose columns (id, user_id, title, description,
+	// completed, created_at, updated_at) are those of the relation row,
+	// binding any value it needs with bind, which returns its placeholder.
+	// ok is false when it cannot for a task of this user (its changes may
+	// be too long for one statement); PublishTx is used then.
+	PublishExpr(kind ChangeKind, userID, row string, bind func(v any) string) (expr string, ok bool)
+}
+
+// mutate runs q, a statement built with b's values that returns the
+// changed tasks (taskColumns), and publishes a change of kind for each,
+// in id order, only if it commits. It returns the tasks in id order.
+//
+// With a StatementPublisher the publication is part of the statement,
+// which commits alone. Otherwise the statement runs in a transaction
+// with the publisher's PublishTx and Publish follows the commit.
 //
 // On SQLite, writers take turns on a Go lock held around the transaction
 // and the publication. SQLite admits one writer at a time anyway, so this
 // costs no concurrency: writers wait in a fair queue instead of in
 // SQLite's busy handler (which fails with "database is locked" once its
 // timeout passes), and events leave in commit order.
-func (s *Tasks) mutate(ctx context.Context, kind ChangeKind, fn func(context.Context, bun.Tx) ([]*Task, error)) error {
+func (s *Tasks) mutate(ctx context.Context, kind ChangeKind, userID string, q schema.QueryAppender, b *binds) ([]*Task, error) {
+	text, err := sqlText(s.db, q)
+	if err != nil {
+		return nil, err
+	}
+	run := func(ctx context.Context, conn querier, extra ...any) ([]*Task, error) {
+		rows, err := conn.QueryContext(ctx, text, b.args...)
+		if err != nil {
+			return nil, err
+		}
+		tasks, err := scanTasks(rows, 1, extra...)
+		sortByID(tasks)
+		return tasks, err
+	}
+	if p, ok := s.publisher.(StatementPublisher); ok {
+		bind := func(v any) string { return string(b.add(v)) }
+		if expr, ok := p.PublishExpr(kind, userID, "t", bind); ok {
+			// A volatile function of the select list runs after the sort,
+			// so the changes go out in id order.
+			text = "WITH t AS (" + text + ") SELECT t.*, " + expr + " FROM t ORDER BY t.id"
+			var published any
+			return run(ctx, s.db.DB, &published)
+		}
+	}
 	if s.writer != nil {
 		select {
 		case s.writer <- struct{}{}:
 		case <-ctx.Done():
-			return fmt.Errorf("wait for the writer lock: %w", ctx.Err())
+			return nil, fmt.Errorf("wait for the writer lock: %w", ctx.Err())
 		}
 		defer func() { <-s.writer }()
 	}
-	var changes []*TaskChange
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		tasks, err := fn(ctx, tx)
-		if err != nil || s.publisher == nil || len(tasks) == 0 {
+	if s.publisher == nil {
+		return run(ctx, s.db.DB)
+	}
+	var (
+		tasks   []*Task
+		changes []*TaskChange
+	)
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if tasks, err = run(ctx, tx.Tx); err != nil || len(tasks) == 0 {
 			return err
 		}
 		changes = make([]*TaskChange, len(tasks))
@@ -117,10 +166,10 @@ func (s *Tasks) mutate(ctx context.Context, kind ChangeKind, fn func(context.Con
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(changes) > 0 {
 		s.publisher.Publish(changes)
 	}
-	return nil
+	return tasks, nil
 }

@@ -164,11 +164,12 @@ func (s *Tasks) List(ctx context.Context, filter TaskFilter, order *TaskOrder, p
 		return nil, err
 	}
 
-	q := s.db.NewSelect().Model((*Task)(nil)).Where("user_id = ?", userID)
-	q = applyFilter(q, filter)
+	b := s.binds()
+	q := s.db.NewSelect().Model((*Task)(nil)).Where("user_id = ?", b.add(userID))
+	q = applyFilter(q, filter, b)
 	// after and before bound the range on either side; which one is "greater"
 	// depends on the direction of the sort.
-	for _, b := range []struct {
+	for _, bound := range []struct {
 		field   string
 		cursor  *string
 		greater bool
@@ -176,28 +177,34 @@ func (s *Tasks) List(ctx context.Context, filter TaskFilter, order *TaskOrder, p
 		{"after", page.After, o.Direction == Asc},
 		{"before", page.Before, o.Direction == Desc},
 	} {
-		if b.cursor == nil {
+		if bound.cursor == nil {
 			continue
 		}
-		value, id, err := decodeCursor(b.field, *b.cursor, o.Field)
+		c, err := decodeCursor(bound.field, *bound.cursor, o.Field)
 		if err != nil {
 			return nil, err
 		}
 		op := "<"
-		if b.greater {
+		if bound.greater {
 			op = ">"
 		}
-		q = q.Where("(?, id) "+op+" (?, ?)", bun.Ident(col), value, id)
+		var value bun.Safe
+		if c.time != nil {
+			value = b.time(*c.time)
+		} else {
+			value = b.typed(c.Value, "text")
+		}
+		q = q.Where("(?, id) "+op+" (?, ?)", bun.Ident(col), value, b.id(c.ID))
 	}
 	dir := o.Direction
 	if backward {
 		// Read backward from the end, then restore the normal order.
 		dir = dir.reverse()
 	}
-	rows, err := q.ColumnExpr(taskColumns).
+	q = q.ColumnExpr(taskColumns).
 		OrderExpr("? "+string(dir)+", id "+string(dir), bun.Ident(col)).
-		Limit(int64(limit) + 1).
-		Rows(ctx)
+		Limit(int64(limit) + 1)
+	rows, err := b.query(ctx, s.db, s.db.DB, q)
 	if err != nil {
 		return nil, fmt.Errorf("select tasks: %w", err)
 	}
@@ -235,12 +242,13 @@ func (s *Tasks) Count(ctx context.Context, filter TaskFilter) (int, error) {
 	if err := validateFilter(filter); err != nil {
 		return 0, err
 	}
-	q := s.db.NewSelect().Model((*Task)(nil)).Where("user_id = ?", userID)
-	n, err := applyFilter(q, filter).Count(ctx)
-	if err != nil {
+	b := s.binds()
+	q := s.db.NewSelect().Model((*Task)(nil)).ColumnExpr("count(*)").Where("user_id = ?", b.add(userID))
+	var n int
+	if err := b.scan(ctx, s.db, s.db.DB, applyFilter(q, filter, b), &n); err != nil {
 		return 0, fmt.Errorf("count tasks: %w", err)
 	}
-	return int(n), nil
+	return n, nil
 }
 
 // pageSize returns how many tasks a page holds and whether it is read
@@ -278,12 +286,12 @@ func validateFilter(f TaskFilter) error {
 // likeEscaper makes %, _ and the escape character itself match literally.
 var likeEscaper = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
 
-func applyFilter(q *bun.SelectQuery, f TaskFilter) *bun.SelectQuery {
+func applyFilter(q *bun.SelectQuery, f TaskFilter, b *binds) *bun.SelectQuery {
 	if f.Completed != nil {
-		q = q.Where("completed = ?", *f.Completed)
+		q = q.Where("completed = ?", b.add(*f.Completed))
 	}
 	if f.Search != nil && *f.Search != "" {
-		pattern := "%" + likeEscaper.Replace(*f.Search) + "%"
+		pattern := b.add("%" + likeEscaper.Replace(*f.Search) + "%")
 		q = q.Where("(title ? ? ESCAPE '!' OR description ? ? ESCAPE '!')",
 			sqlILike{}, pattern, sqlILike{}, pattern)
 	}
@@ -296,6 +304,9 @@ type cursor struct {
 	Field string `json:"f"`
 	Value string `json:"v"`
 	ID    int64  `json:"i"`
+
+	// time is Value parsed, for a cursor of a time field.
+	time *time.Time
 }
 
 func encodeCursor(o TaskOrder, t *Task) string {
@@ -313,30 +324,31 @@ func encodeCursor(o TaskOrder, t *Task) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// decodeCursor returns the sort value and id held by the cursor s given in
-// the argument named field, which must have been made for the sort field f.
-func decodeCursor(field, s string, f TaskOrderField) (value any, id int64, err error) {
+// decodeCursor returns what the cursor s given in the argument named field
+// holds; it must have been made for the sort field f.
+func decodeCursor(field, s string, f TaskOrderField) (*cursor, error) {
 	bad := invalid(field, "malformed cursor")
 	raw, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil || len(raw) > 4096 {
-		return nil, 0, bad
+		return nil, bad
 	}
 	var c cursor
 	if err := json.Unmarshal(raw, &c); err != nil || c.ID <= 0 {
-		return nil, 0, bad
+		return nil, bad
 	}
 	if _, code, _ := f.column(); c.Field != code {
-		return nil, 0, invalid(field, "cursor was made for another orderBy")
+		return nil, invalid(field, "cursor was made for another orderBy")
 	}
 	if f == OrderByTitle {
 		if err := checkText(field, c.Value, MaxTitleLength); err != nil {
-			return nil, 0, bad
+			return nil, bad
 		}
-		return c.Value, c.ID, nil
+		return &c, nil
 	}
 	tm, err := time.Parse(time.RFC3339Nano, c.Value)
 	if err != nil {
-		return nil, 0, bad
+		return nil, bad
 	}
-	return sqlTime(tm), c.ID, nil
+	c.time = &tm
+	return &c, nil
 }

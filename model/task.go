@@ -2,8 +2,6 @@ package model
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -58,6 +56,9 @@ type Tasks struct {
 	// writer is the SQLite writers' lock (a channel, so waiting for it
 	// respects the context); nil on PostgreSQL. See mutate.
 	writer chan struct{}
+	// creates groups concurrent creates when the publisher can publish
+	// within a statement.
+	creates createGroups
 }
 
 // NewTasks returns the task store over db.
@@ -75,15 +76,17 @@ func (s *Tasks) Get(ctx context.Context, id string) (*Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := new(Task)
-	err = s.db.NewSelect().Model(t).
-		Where("id = ?", taskID).
-		Where("user_id = ?", userID).
-		Scan(ctx)
-	if err := oneTask(err, "select task"); err != nil {
-		return nil, err
+	b := s.binds()
+	q := s.db.NewSelect().Model((*Task)(nil)).
+		ColumnExpr(taskColumns).
+		Where("id = ?", b.id(taskID)).
+		Where("user_id = ?", b.add(userID))
+	rows, err := b.query(ctx, s.db, s.db.DB, q)
+	if err != nil {
+		return nil, fmt.Errorf("select task: %w", err)
 	}
-	return t, nil
+	tasks, err := scanTasks(rows, 1)
+	return oneTask(tasks, err, "select task")
 }
 
 // viewerAndTask returns the viewer's id and the task id parsed from the id
@@ -96,17 +99,17 @@ func viewerAndTask(ctx context.Context, id string) (userID string, taskID int64,
 	return userID, taskID, err
 }
 
-// oneTask maps the error of a statement on one task: no row means the
-// task does not exist or is not the viewer's, which clients cannot tell
-// apart.
-func oneTask(err error, what string) error {
-	if errors.Is(err, sql.ErrNoRows) {
-		return ErrNotFound
-	}
+// oneTask returns the task a statement on one task read or wrote. No row
+// means the task does not exist or is not the viewer's, which clients
+// cannot tell apart.
+func oneTask(tasks []*Task, err error, what string) (*Task, error) {
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	return nil
+	if len(tasks) == 0 {
+		return nil, ErrNotFound
+	}
+	return tasks[0], nil
 }
 
 // Create validates in and inserts a task owned by the viewer.
@@ -123,23 +126,58 @@ func (s *Tasks) Create(ctx context.Context, in CreateTaskInput) (*Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Task{UserID: userID, Title: title, Description: desc}
+	completed := false
 	if in.Completed != nil {
-		t.Completed = *in.Completed
+		completed = *in.Completed
 	}
-	err = s.mutate(ctx, ChangeCreated, func(ctx context.Context, tx bun.Tx) ([]*Task, error) {
-		// The database sets id and both timestamps, so they come back
-		// exactly as a later query will read them.
-		_, err := tx.NewInsert().Model(t).
-			ExcludeColumn("id", "created_at", "updated_at").
-			Returning("*").
-			Exec(ctx)
-		return []*Task{t}, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("insert task: %w", err)
+	if _, ok := s.publisher.(StatementPublisher); ok {
+		p := &pendingCreate{ctx: ctx, userID: userID, title: title, desc: desc, completed: completed}
+		t, err := s.creates.create(p, s.insertGroup)
+		if err != nil {
+			return nil, fmt.Errorf("insert task: %w", err)
+		}
+		return t, nil
 	}
-	return t, nil
+	// The database sets id and both timestamps, so they come back exactly
+	// as a later query will read them.
+	b := s.binds()
+	q := s.db.NewInsert().Model((*Task)(nil)).
+		ExcludeColumn("id", "created_at", "updated_at").
+		Value("user_id", "?", b.add(userID)).
+		Value("title", "?", b.add(title)).
+		Value("description", "?", b.add(desc)).
+		Value("completed", "?", b.add(completed)).
+		Returning(taskColumns)
+	tasks, err := s.mutate(ctx, ChangeCreated, userID, q, b)
+	return oneTask(tasks, err, "insert task")
+}
+
+// insertGroup inserts the tasks of group with one statement (see
+// createGroups) and returns them in the group's order.
+func (s *Tasks) insertGroup(ctx context.Context, group []*pendingCreate) ([]*Task, error) {
+	var (
+		users, titles []string
+		descs         []*string
+		completed     []bool
+		longestUser   string
+	)
+	for _, p := range group {
+		users = append(users, p.userID)
+		titles = append(titles, p.title)
+		descs = append(descs, p.desc)
+		completed = append(completed, p.completed)
+		if len(p.userID) > len(longestUser) {
+			longestUser = p.userID
+		}
+	}
+	// unnest yields the rows in the arrays' order and the ids are drawn in
+	// that order, so the tasks, which mutate returns in id order, are in
+	// the group's.
+	b := s.binds()
+	q := s.db.NewRaw("INSERT INTO task (user_id, title, description, completed) SELECT * FROM unnest(?, ?, ?, ?) RETURNING "+taskColumns,
+		b.typed(users, "varchar[]"), b.typed(titles, "varchar[]"), b.typed(descs, "varchar[]"), b.typed(completed, "boolean[]"))
+	// The longest user id is the one that might not fit a notification.
+	return s.mutate(ctx, ChangeCreated, longestUser, q, b)
 }
 
 // Update applies in to the viewer's task with the given id.
@@ -172,15 +210,15 @@ func (s *Tasks) Update(ctx context.Context, id string, in UpdateTaskInput) (*Tas
 		}
 		completed = v
 	}
-	return s.updateOne(ctx, taskID, userID, func(q *bun.UpdateQuery) *bun.UpdateQuery {
+	return s.updateOne(ctx, taskID, userID, func(q *bun.UpdateQuery, b *binds) *bun.UpdateQuery {
 		if title != nil {
-			q = q.Set("title = ?", *title)
+			q = q.Set("title = ?", b.add(*title))
 		}
 		if setDesc {
-			q = q.Set("description = ?", desc)
+			q = q.Set("description = ?", b.add(desc))
 		}
 		if completed != nil {
-			q = q.Set("completed = ?", *completed)
+			q = q.Set("completed = ?", b.add(*completed))
 		}
 		return q
 	})
@@ -192,7 +230,7 @@ func (s *Tasks) Toggle(ctx context.Context, id string) (*Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.updateOne(ctx, taskID, userID, func(q *bun.UpdateQuery) *bun.UpdateQuery {
+	return s.updateOne(ctx, taskID, userID, func(q *bun.UpdateQuery, _ *binds) *bun.UpdateQuery {
 		return q.Set("completed = NOT completed")
 	})
 }
@@ -200,22 +238,15 @@ func (s *Tasks) Toggle(ctx context.Context, id string) (*Task, error) {
 // updateOne runs an UPDATE whose assignments set adds: it also stamps
 // updated_at, restricts the statement to one task of the user and returns
 // the row as it is after the change.
-func (s *Tasks) updateOne(ctx context.Context, taskID int64, userID string, set func(*bun.UpdateQuery) *bun.UpdateQuery) (*Task, error) {
-	t := new(Task)
-	err := s.mutate(ctx, ChangeUpdated, func(ctx context.Context, tx bun.Tx) ([]*Task, error) {
-		err := tx.NewUpdate().Model(t).
-			Apply(set).
-			Set("updated_at = ?", sqlNow{}).
-			Where("id = ?", taskID).
-			Where("user_id = ?", userID).
-			Returning("*").
-			Scan(ctx)
-		return []*Task{t}, err
-	})
-	if err := oneTask(err, "update task"); err != nil {
-		return nil, err
-	}
-	return t, nil
+func (s *Tasks) updateOne(ctx context.Context, taskID int64, userID string, set func(*bun.UpdateQuery, *binds) *bun.UpdateQuery) (*Task, error) {
+	b := s.binds()
+	q := set(s.db.NewUpdate().Model((*Task)(nil)), b).
+		Set("updated_at = ?", sqlNow{}).
+		Where("id = ?", b.id(taskID)).
+		Where("user_id = ?", b.add(userID)).
+		Returning(taskColumns)
+	tasks, err := s.mutate(ctx, ChangeUpdated, userID, q, b)
+	return oneTask(tasks, err, "update task")
 }
 
 // Delete removes the viewer's task with the given id and returns it as it was.
@@ -224,19 +255,13 @@ func (s *Tasks) Delete(ctx context.Context, id string) (*Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := new(Task)
-	err = s.mutate(ctx, ChangeDeleted, func(ctx context.Context, tx bun.Tx) ([]*Task, error) {
-		err := tx.NewDelete().Model(t).
-			Where("id = ?", taskID).
-			Where("user_id = ?", userID).
-			Returning("*").
-			Scan(ctx)
-		return []*Task{t}, err
-	})
-	if err := oneTask(err, "delete task"); err != nil {
-		return nil, err
-	}
-	return t, nil
+	b := s.binds()
+	q := s.db.NewDelete().Model((*Task)(nil)).
+		Where("id = ?", b.id(taskID)).
+		Where("user_id = ?", b.add(userID)).
+		Returning(taskColumns)
+	tasks, err := s.mutate(ctx, ChangeDeleted, userID, q, b)
+	return oneTask(tasks, err, "delete task")
 }
 
 // DeleteCompleted removes every completed task of the viewer and returns
@@ -246,18 +271,13 @@ func (s *Tasks) DeleteCompleted(ctx context.Context) ([]*Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	var tasks []*Task
-	err = s.mutate(ctx, ChangeDeleted, func(ctx context.Context, tx bun.Tx) ([]*Task, error) {
-		err := tx.NewDelete().Model(&tasks).
-			Where("user_id = ?", userID).
-			Where("completed").
-			Returning("*").
-			Scan(ctx)
-		// Sorted before publishing, so events come in id order too.
-		sortByID(tasks)
-		return tasks, err
-	})
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	b := s.binds()
+	q := s.db.NewDelete().Model((*Task)(nil)).
+		Where("user_id = ?", b.add(userID)).
+		Where("completed").
+		Returning(taskColumns)
+	tasks, err := s.mutate(ctx, ChangeDeleted, userID, q, b)
+	if err != nil {
 		return nil, fmt.Errorf("delete completed tasks: %w", err)
 	}
 	return tasks, nil
@@ -270,12 +290,12 @@ func (s *Tasks) Stats(ctx context.Context) (*TaskStats, error) {
 		return nil, err
 	}
 	var st TaskStats
-	err = s.db.NewSelect().Model((*Task)(nil)).
+	b := s.binds()
+	q := s.db.NewSelect().Model((*Task)(nil)).
 		ColumnExpr("count(*)").
 		ColumnExpr("coalesce(sum(CASE WHEN completed THEN 1 ELSE 0 END), 0)").
-		Where("user_id = ?", userID).
-		Scan(ctx, &st.Total, &st.Completed)
-	if err != nil {
+		Where("user_id = ?", b.add(userID))
+	if err := b.scan(ctx, s.db, s.db.DB, q, &st.Total, &st.Completed); err != nil {
 		return nil, fmt.Errorf("count tasks: %w", err)
 	}
 	st.Active = st.Total - st.Completed

@@ -1,0 +1,95 @@
+package model
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/schema"
+)
+
+// binds collects the values of one statement and puts a placeholder in the
+// SQL text in their place. Bun writes values into the text, so every call
+// of a query is a new statement that PostgreSQL parses and plans again:
+// about half of its time per page of tasks (bench/README.md). With the
+// values bound, the text of a query is the same from call to call, pgx
+// prepares it once per connection and PostgreSQL reuses the plan. Both
+// drivers read $N as the N-th argument.
+type binds struct {
+	sqlite bool
+	args   []any
+}
+
+func (s *Tasks) binds() *binds {
+	return &binds{sqlite: s.writer != nil, args: make([]any, 0, 8)}
+}
+
+// add binds v and returns its placeholder, for a Bun query's "?".
+func (b *binds) add(v any) bun.Safe {
+	b.args = append(b.args, v)
+	return bun.Safe("$" + strconv.Itoa(len(b.args)))
+}
+
+// typed binds v as a value of the PostgreSQL type pgType, for where
+// PostgreSQL cannot infer the type (a row comparison) or would infer a
+// narrower one (an id compared with the int4 column: an id beyond its
+// range must match no task rather than fail to encode). SQLite needs no
+// type; it would read most type names as NUMERIC.
+func (b *binds) typed(v any, pgType string) bun.Safe {
+	p := b.add(v)
+	if b.sqlite {
+		return p
+	}
+	return p + bun.Safe("::"+pgType)
+}
+
+// id binds a task id.
+func (b *binds) id(id int64) bun.Safe { return b.typed(id, "bigint") }
+
+// time binds t as the task table stores times: a timestamptz on
+// PostgreSQL, fixed-width UTC text on SQLite (see sqliteTimeLayout).
+func (b *binds) time(t time.Time) bun.Safe {
+	if b.sqlite {
+		return b.add(t.UTC().Format(sqliteTimeLayout))
+	}
+	return b.typed(t.UTC(), "timestamptz")
+}
+
+// querier runs a statement with bound values: the pool or a transaction.
+// Bun's own methods would write the values into the text again, so
+// statements go to database/sql directly.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// sqlText returns the text of a query built with b's placeholders.
+func sqlText(db *bun.DB, q schema.QueryAppender) (string, error) {
+	text, err := q.AppendQuery(db.QueryGen(), nil)
+	if err != nil {
+		return "", fmt.Errorf("build query: %w", err)
+	}
+	return string(text), nil
+}
+
+// query runs q on conn with b's values.
+func (b *binds) query(ctx context.Context, db *bun.DB, conn querier, q schema.QueryAppender) (*sql.Rows, error) {
+	text, err := sqlText(db, q)
+	if err != nil {
+		return nil, err
+	}
+	return conn.QueryContext(ctx, text, b.args...)
+}
+
+// scan runs q, which returns one row, on conn with b's values and scans the
+// row into dest; no row is sql.ErrNoRows.
+func (b *binds) scan(ctx context.Context, db *bun.DB, conn querier, q schema.QueryAppender, dest ...any) error {
+	text, err := sqlText(db, q)
+	if err != nil {
+		return err
+	}
+	return conn.QueryRowContext(ctx, text, b.args...).Scan(dest...)
+}

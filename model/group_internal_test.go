@@ -1,0 +1,230 @@
+package model
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeInserts stands in for the statement of a group: it records each
+// group's titles and, while gate is open (nil), answers at once.
+type fakeInserts struct {
+	mu     sync.Mutex
+	groups [][]string
+	gate   chan struct{} // when set, statements wait until it is closed
+	err    error
+	short  bool // return one task too few
+}
+
+func (f *fakeInserts) insert(ctx context.Context, group []*pendingCreate) ([]*Task, error) {
+	if f.gate != nil {
+		<-f.gate
+	}
+	f.mu.Lock()
+	titles := make([]string, len(group))
+	for i, p := range group {
+		titles[i] = p.title
+	}
+	f.groups = append(f.groups, titles)
+	f.mu.Unlock()
+	if f.err != nil {
+		return nil, f.err
+	}
+	tasks := make([]*Task, len(group))
+	for i, p := range group {
+		tasks[i] = &Task{ID: int64(i + 1), UserID: p.userID, Title: p.title}
+	}
+	if f.short {
+		tasks = tasks[1:]
+	}
+	return tasks, nil
+}
+
+func (f *fakeInserts) sizes() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var n []int
+	for _, g := range f.groups {
+		n = append(n, len(g))
+	}
+	return n
+}
+
+type createResult struct {
+	task *Task
+	err  error
+}
+
+// startCreates starts n creates with titles prefix0…, each in its own
+// goroutine, and returns their results in title order.
+func startCreates(ctx context.Context, g *createGroups, f *fakeInserts, prefix string, n int) []chan createResult {
+	out := make([]chan createResult, n)
+	for i := range n {
+		out[i] = make(chan createResult, 1)
+		go func() {
+			t, err := g.create(&pendingCreate{ctx: ctx, userID: "u", title: fmt.Sprintf("%s%d", prefix, i)}, f.insert)
+			out[i] <- createResult{t, err}
+		}()
+	}
+	return out
+}
+
+// waitPending waits until n creates are queued behind running statements.
+func waitPending(t *testing.T, g *createGroups, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		g.mu.Lock()
+		got := len(g.pending)
+		g.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d creates pending, want %d", got, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestALoneCreateRunsAtOnceInAGroupOfOne(t *testing.T) {
+	var g createGroups
+	f := &fakeInserts{}
+	for i := range 3 {
+		task, err := g.create(&pendingCreate{ctx: context.Background(), userID: "u", title: fmt.Sprint(i)}, f.insert)
+		if err != nil || task.Title != fmt.Sprint(i) {
+			t.Fatalf("create %d: %+v, %v", i, task, err)
+		}
+	}
+	if got := fmt.Sprint(f.sizes()); got != "[1 1 1]" {
+		t.Fatalf("group sizes %s, want [1 1 1]", got)
+	}
+	if n := g.inFlightNow(); n != 0 {
+		t.Fatalf("%d statements still counted in flight", n)
+	}
+}
+
+func TestCreatesArrivingWhileStatementsRunShareTheNextOnes(t *testing.T) {
+	tests := []struct {
+		name    string
+		waiting int
+		want    []int // sizes of the groups besides the first creates' own
+	}{
+		{"a few share one statement", 10, []int{10}},
+		{"a group holds at most maxGroup", maxGroup + 5, []int{5, maxGroup}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var g createGroups
+			f := &fakeInserts{gate: make(chan struct{})}
+			first := startCreates(context.Background(), &g, f, "first", maxGroupsInFlight)
+			// All leaders now wait in their statements; the rest queue.
+			for g.inFlightNow() < maxGroupsInFlight {
+				time.Sleep(time.Millisecond)
+			}
+			rest := startCreates(context.Background(), &g, f, "rest", tt.waiting)
+			waitPending(t, &g, tt.waiting)
+			close(f.gate)
+			for i, c := range append(first, rest...) {
+				r := <-c
+				if r.err != nil {
+					t.Fatalf("create %d: %v", i, r.err)
+				}
+			}
+			// The first creates' statements and the next ones may record
+			// in any order.
+			sizes := f.sizes()
+			slices.Sort(sizes)
+			want := slices.Sorted(slices.Values(append(slices.Repeat([]int{1}, maxGroupsInFlight), tt.want...)))
+			if !slices.Equal(sizes, want) {
+				t.Fatalf("group sizes %v, want %v", sizes, want)
+			}
+		})
+	}
+}
+
+func TestEachCreateGetsItsOwnTaskFromItsGroup(t *testing.T) {
+	var g createGroups
+	f := &fakeInserts{gate: make(chan struct{})}
+	first := startCreates(context.Background(), &g, f, "first", maxGroupsInFlight)
+	for g.inFlightNow() < maxGroupsInFlight {
+		time.Sleep(time.Millisecond)
+	}
+	rest := startCreates(context.Background(), &g, f, "rest", 50)
+	waitPending(t, &g, 50)
+	close(f.gate)
+	for prefix, results := range map[string][]chan createResult{"first": first, "rest": rest} {
+		for i, c := range results {
+			r := <-c
+			if want := fmt.Sprintf("%s%d", prefix, i); r.err != nil || r.task.Title != want {
+				t.Fatalf("create %s: got %+v, %v", want, r.task, r.err)
+			}
+		}
+	}
+}
+
+func TestAFailedStatementFailsEveryCreateOfItsGroup(t *testing.T) {
+	for _, f := range []*fakeInserts{
+		{err: errors.New("database is down")},
+		{short: true},
+	} {
+		var g createGroups
+		f.gate = make(chan struct{})
+		first := startCreates(context.Background(), &g, f, "first", maxGroupsInFlight)
+		for g.inFlightNow() < maxGroupsInFlight {
+			time.Sleep(time.Millisecond)
+		}
+		rest := startCreates(context.Background(), &g, f, "rest", 5)
+		waitPending(t, &g, 5)
+		close(f.gate)
+		for i, c := range append(first, rest...) {
+			if r := <-c; r.err == nil {
+				t.Fatalf("create %d of a failed statement (err %v, short %v) succeeded: %+v", i, f.err, f.short, r.task)
+			}
+		}
+	}
+}
+
+func TestACreateWhoseContextEndsWhileQueuedIsLeftOut(t *testing.T) {
+	var g createGroups
+	f := &fakeInserts{gate: make(chan struct{})}
+	first := startCreates(context.Background(), &g, f, "first", maxGroupsInFlight)
+	for g.inFlightNow() < maxGroupsInFlight {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	gone := startCreates(ctx, &g, f, "gone", 3)
+	kept := startCreates(context.Background(), &g, f, "kept", 2)
+	waitPending(t, &g, 5)
+	cancel()
+	for i, c := range gone {
+		if r := <-c; !errors.Is(r.err, context.Canceled) {
+			t.Fatalf("cancelled create %d: %+v, %v; want context.Canceled", i, r.task, r.err)
+		}
+	}
+	close(f.gate)
+	for _, c := range append(first, kept...) {
+		if r := <-c; r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, group := range f.groups {
+		for _, title := range group {
+			if title[:4] == "gone" {
+				t.Fatalf("cancelled create %s was inserted", title)
+			}
+		}
+	}
+}
+
+func (g *createGroups) inFlightNow() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.inFlight
+}
