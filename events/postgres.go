@@ -31,9 +31,10 @@ const (
 )
 
 // Postgres is the bus of instances that share a PostgreSQL database. A
-// mutation sends its changes with pg_notify inside its own transaction:
-// PostgreSQL delivers them only if the transaction commits, and in commit
-// order, with no round trip after the commit. NOTIFY works through a
+// mutation sends its changes with pg_notify in the statement that makes
+// them (PublishExpr), or in its transaction (PublishTx): PostgreSQL
+// delivers them only if it commits, and in commit order, with no round
+// trip after the commit. NOTIFY works through a
 // transaction-mode pooler such as Neon's. Every instance LISTENs on a
 // connection of its own to URL, which must not go through such a pooler
 // (a pooled session changes under it), and delivers what it hears, its
