@@ -116,6 +116,16 @@ func openPostgres(cfg Config) (*bun.DB, error) {
 	return bun.NewDB(sqldb, pgdialect.New()), nil
 }
 
+// PlanPerCall, first among the arguments of a PostgreSQL query, makes
+// PostgreSQL plan the query for the values of each call, as an unnamed
+// statement, instead of reusing a prepared plan made for any values. After
+// a few calls PostgreSQL may settle on such a generic plan, and for a
+// query whose best plan depends on its values it can be far off: a page of
+// tasks, planned for a user of average size, reads all of a user's tasks
+// by ix_task_user_id and sorts them, which for a user with 100,000 tasks
+// took 30-50 ms instead of 0.1 (bench/README.md).
+const PlanPerCall = pgx.QueryExecModeExec
+
 // PostgresConfig parses a PostgreSQL URL into the settings of a pgx
 // connection, as the pool's connections are made: for a connection of its
 // own, such as one that LISTENs.

@@ -9,18 +9,22 @@ import (
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/schema"
+
+	"github.com/taskql/server/database"
 )
 
 // binds collects the values of one statement and puts a placeholder in the
 // SQL text in their place. Bun writes values into the text, so every call
-// of a query is a new statement that PostgreSQL parses and plans again:
-// about half of its time per page of tasks (bench/README.md). With the
-// values bound, the text of a query is the same from call to call, pgx
-// prepares it once per connection and PostgreSQL reuses the plan. Both
-// drivers read $N as the N-th argument.
+// of a query is a new statement that PostgreSQL parses and plans again.
+// With the values bound, the text of a query is the same from call to
+// call, pgx prepares it once per connection and PostgreSQL reuses the plan
+// (except with planPerCall). Both drivers read $N as the N-th argument.
 type binds struct {
 	sqlite bool
 	args   []any
+	// planPerCall asks PostgreSQL for a plan made for these values
+	// (database.PlanPerCall).
+	planPerCall bool
 }
 
 func (s *Tasks) binds() *binds {
@@ -81,7 +85,15 @@ func (b *binds) query(ctx context.Context, db *bun.DB, conn querier, q schema.Qu
 	if err != nil {
 		return nil, err
 	}
-	return conn.QueryContext(ctx, text, b.args...)
+	return conn.QueryContext(ctx, text, b.queryArgs()...)
+}
+
+// queryArgs are the arguments of the statement for database/sql.
+func (b *binds) queryArgs() []any {
+	if b.planPerCall && !b.sqlite {
+		return append([]any{database.PlanPerCall}, b.args...)
+	}
+	return b.args
 }
 
 // scan runs q, which returns one row, on conn with b's values and scans the
@@ -91,5 +103,5 @@ func (b *binds) scan(ctx context.Context, db *bun.DB, conn querier, q schema.Que
 	if err != nil {
 		return err
 	}
-	return conn.QueryRowContext(ctx, text, b.args...).Scan(dest...)
+	return conn.QueryRowContext(ctx, text, b.queryArgs()...).Scan(dest...)
 }

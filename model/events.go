@@ -119,7 +119,7 @@ func (s *Tasks) mutate(ctx context.Context, kind ChangeKind, userID string, q sc
 		return nil, err
 	}
 	run := func(ctx context.Context, conn querier, extra ...any) ([]*Task, error) {
-		rows, err := conn.QueryContext(ctx, text, b.args...)
+		rows, err := conn.QueryContext(ctx, text, b.queryArgs()...)
 		if err != nil {
 			return nil, err
 		}

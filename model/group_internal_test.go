@@ -11,16 +11,21 @@ import (
 )
 
 // fakeInserts stands in for the statement of a group: it records each
-// group's titles and, while gate is open (nil), answers at once.
+// group's titles and answers at once, or when gate is set, once gate is
+// closed.
 type fakeInserts struct {
-	mu     sync.Mutex
-	groups [][]string
-	gate   chan struct{} // when set, statements wait until it is closed
-	err    error
-	short  bool // return one task too few
+	mu      sync.Mutex
+	groups  [][]string
+	started int // statements that have begun
+	gate    chan struct{}
+	err     error
+	short   bool // return one task too few
 }
 
 func (f *fakeInserts) insert(ctx context.Context, group []*pendingCreate) ([]*Task, error) {
+	f.mu.Lock()
+	f.started++
+	f.mu.Unlock()
 	if f.gate != nil {
 		<-f.gate
 	}
@@ -73,22 +78,43 @@ func startCreates(ctx context.Context, g *createGroups, f *fakeInserts, prefix s
 	return out
 }
 
-// waitPending waits until n creates are queued behind running statements.
-func waitPending(t *testing.T, g *createGroups, n int) {
+// waitFor waits until cond, which reads under mu, holds.
+func waitFor(t *testing.T, what string, mu *sync.Mutex, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		g.mu.Lock()
-		got := len(g.pending)
-		g.mu.Unlock()
-		if got == n {
+		mu.Lock()
+		ok := cond()
+		mu.Unlock()
+		if ok {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d creates pending, want %d", got, n)
+			t.Fatalf("waited 5s for %s", what)
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// blockStatements starts maxGroupsInFlight creates, which lead, and waits
+// until each waits in its statement at f's gate: creates started after
+// that queue.
+func blockStatements(t *testing.T, g *createGroups, f *fakeInserts) []chan createResult {
+	t.Helper()
+	f.gate = make(chan struct{})
+	var first []chan createResult
+	// One at a time, so that each leads a statement of its own.
+	for i := range maxGroupsInFlight {
+		first = append(first, startCreates(context.Background(), g, f, fmt.Sprintf("first%d-", i), 1)...)
+		waitFor(t, "the first statements", &f.mu, func() bool { return f.started == i+1 })
+	}
+	return first
+}
+
+// waitPending waits until n creates are queued behind running statements.
+func waitPending(t *testing.T, g *createGroups, n int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d pending creates", n), &g.mu, func() bool { return len(g.pending) == n })
 }
 
 func TestALoneCreateRunsAtOnceInAGroupOfOne(t *testing.T) {
@@ -120,12 +146,8 @@ func TestCreatesArrivingWhileStatementsRunShareTheNextOnes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var g createGroups
-			f := &fakeInserts{gate: make(chan struct{})}
-			first := startCreates(context.Background(), &g, f, "first", maxGroupsInFlight)
-			// All leaders now wait in their statements; the rest queue.
-			for g.inFlightNow() < maxGroupsInFlight {
-				time.Sleep(time.Millisecond)
-			}
+			f := &fakeInserts{}
+			first := blockStatements(t, &g, f)
 			rest := startCreates(context.Background(), &g, f, "rest", tt.waiting)
 			waitPending(t, &g, tt.waiting)
 			close(f.gate)
@@ -149,18 +171,15 @@ func TestCreatesArrivingWhileStatementsRunShareTheNextOnes(t *testing.T) {
 
 func TestEachCreateGetsItsOwnTaskFromItsGroup(t *testing.T) {
 	var g createGroups
-	f := &fakeInserts{gate: make(chan struct{})}
-	first := startCreates(context.Background(), &g, f, "first", maxGroupsInFlight)
-	for g.inFlightNow() < maxGroupsInFlight {
-		time.Sleep(time.Millisecond)
-	}
+	f := &fakeInserts{}
+	first := blockStatements(t, &g, f)
 	rest := startCreates(context.Background(), &g, f, "rest", 50)
 	waitPending(t, &g, 50)
 	close(f.gate)
-	for prefix, results := range map[string][]chan createResult{"first": first, "rest": rest} {
+	for format, results := range map[string][]chan createResult{"first%d-0": first, "rest%d": rest} {
 		for i, c := range results {
 			r := <-c
-			if want := fmt.Sprintf("%s%d", prefix, i); r.err != nil || r.task.Title != want {
+			if want := fmt.Sprintf(format, i); r.err != nil || r.task.Title != want {
 				t.Fatalf("create %s: got %+v, %v", want, r.task, r.err)
 			}
 		}
@@ -173,11 +192,7 @@ func TestAFailedStatementFailsEveryCreateOfItsGroup(t *testing.T) {
 		{short: true},
 	} {
 		var g createGroups
-		f.gate = make(chan struct{})
-		first := startCreates(context.Background(), &g, f, "first", maxGroupsInFlight)
-		for g.inFlightNow() < maxGroupsInFlight {
-			time.Sleep(time.Millisecond)
-		}
+		first := blockStatements(t, &g, f)
 		rest := startCreates(context.Background(), &g, f, "rest", 5)
 		waitPending(t, &g, 5)
 		close(f.gate)
@@ -191,11 +206,8 @@ func TestAFailedStatementFailsEveryCreateOfItsGroup(t *testing.T) {
 
 func TestACreateWhoseContextEndsWhileQueuedIsLeftOut(t *testing.T) {
 	var g createGroups
-	f := &fakeInserts{gate: make(chan struct{})}
-	first := startCreates(context.Background(), &g, f, "first", maxGroupsInFlight)
-	for g.inFlightNow() < maxGroupsInFlight {
-		time.Sleep(time.Millisecond)
-	}
+	f := &fakeInserts{}
+	first := blockStatements(t, &g, f)
 	ctx, cancel := context.WithCancel(context.Background())
 	gone := startCreates(ctx, &g, f, "gone", 3)
 	kept := startCreates(context.Background(), &g, f, "kept", 2)

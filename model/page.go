@@ -165,6 +165,8 @@ func (s *Tasks) List(ctx context.Context, filter TaskFilter, order *TaskOrder, p
 	}
 
 	b := s.binds()
+	// The best way to read a page depends on how many tasks the user has.
+	b.planPerCall = true
 	q := s.db.NewSelect().Model((*Task)(nil)).Where("user_id = ?", b.add(userID))
 	q = applyFilter(q, filter, b)
 	// after and before bound the range on either side; which one is "greater"
