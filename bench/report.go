@@ -175,9 +175,11 @@ func (r *Report) errorCount() int64 {
 func (r *Report) print(w io.Writer) {
 	fmt.Fprintf(w, "\nBenchmark %s, %s, commit %s, %s, %d CPUs; %d users × %d tasks; warm-up %s, measured %s\n",
 		r.Mode, r.Time.Format(time.RFC3339), r.Commit, r.GoVersion, r.CPUs, r.Settings.Users, r.Settings.TasksPerUser, r.Settings.Warmup, r.Settings.Duration)
+	env := "the server's defaults"
 	if len(r.Settings.ServerEnv) > 0 {
-		fmt.Fprintf(w, "server environment: %s\n", strings.Join(r.Settings.ServerEnv, " "))
+		env = strings.Join(r.Settings.ServerEnv, " ")
 	}
+	fmt.Fprintf(w, "server environment: %s; on PostgreSQL DB_MAX_IDLE_CONNS=15 unless set\n", env)
 	fmt.Fprintln(w, "CPU columns are percent of one core over the measured window (the machine has 100% per core); 'other' is the rest of the machine,"+
 		" including PostgreSQL processes that exited during the window; 'new PG conns' counts connections PostgreSQL accepted during it.")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -262,7 +262,11 @@ func (c *Config) loadDatabase(getenv func(string) string, prod bool) error {
 	}
 
 	var err error
-	if c.Database.MaxOpenConns, err = intVar(getenv, "DB_MAX_OPEN_CONNS", database.DefaultMaxOpenConns); err != nil {
+	maxOpen := database.DefaultMaxOpenConns
+	if !database.IsPostgres(c.Database.URL) {
+		maxOpen = database.DefaultSQLiteMaxOpenConns()
+	}
+	if c.Database.MaxOpenConns, err = intVar(getenv, "DB_MAX_OPEN_CONNS", maxOpen); err != nil {
 		return err
 	}
 	// The idle default follows a smaller DB_MAX_OPEN_CONNS, so that setting

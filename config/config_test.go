@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -69,15 +70,15 @@ func TestLoadDefaultsInDevelopment(t *testing.T) {
 	}
 	want := database.Config{
 		URL:             "sqlite://todo.db",
-		MaxOpenConns:    database.DefaultMaxOpenConns,
-		MaxIdleConns:    database.DefaultMaxIdleConns,
+		MaxOpenConns:    database.DefaultSQLiteMaxOpenConns(),
+		MaxIdleConns:    min(database.DefaultMaxIdleConns, database.DefaultSQLiteMaxOpenConns()),
 		ConnMaxLifetime: database.DefaultConnMaxLifetime,
 	}
 	if c.Env != config.Development || c.ListenAddr != "127.0.0.1:8080" || c.Database != want || c.DirectURL != want.URL {
 		t.Fatalf("Load() = env %q, listen %q, database %+v, direct %q", c.Env, c.ListenAddr, c.Database, c.DirectURL)
 	}
-	if want.MaxOpenConns != 15 || want.MaxIdleConns != 5 || want.ConnMaxLifetime != 300*time.Second {
-		t.Fatalf("pool defaults %+v, want 15, 5, 300s", want)
+	if want.MaxOpenConns != runtime.NumCPU()+2 || want.ConnMaxLifetime != 300*time.Second {
+		t.Fatalf("SQLite pool defaults %+v, want cores+2 open, 300s", want)
 	}
 	if !reflect.DeepEqual(c.CORSAllowedOrigins, []string{"http://localhost:3000"}) {
 		t.Fatalf("CORS origins %q, want http://localhost:3000", c.CORSAllowedOrigins)
@@ -192,6 +193,12 @@ func TestLoadAcceptsValidSettings(t *testing.T) {
 			func(t *testing.T, c *config.Config) {
 				if c.ListenAddr != "0.0.0.0:7000" {
 					t.Fatalf("listen %q", c.ListenAddr)
+				}
+			}},
+		{"PostgreSQL pool defaults", prod(nil),
+			func(t *testing.T, c *config.Config) {
+				if c.Database.MaxOpenConns != 15 || c.Database.MaxIdleConns != 5 || c.Database.ConnMaxLifetime != 300*time.Second {
+					t.Fatalf("database %+v, want 15 open, 5 idle, 300s", c.Database)
 				}
 			}},
 		{"pool settings", prod(map[string]string{"DB_MAX_OPEN_CONNS": "20", "DB_MAX_IDLE_CONNS": "20", "DB_CONN_MAX_LIFETIME": "300"}),
