@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -276,4 +277,102 @@ func TestChangeKindGraphQL(t *testing.T) {
 	var k model.ChangeKind
 	wantInvalid(t, k.UnmarshalGQL("EXPLODED"), "kind")
 	wantInvalid(t, k.UnmarshalGQL(3), "kind")
+}
+
+// statementRecorder is a model.StatementPublisher that publishes within the
+// statement for every user but declined, whose changes take the
+// transaction (recorded by the embedded recorder).
+type statementRecorder struct {
+	*recorder
+	declined string
+
+	mu    sync.Mutex
+	exprs int
+}
+
+func (r *statementRecorder) PublishExpr(kind model.ChangeKind, userID, row string, bind func(any) string) (string, bool) {
+	if userID == r.declined {
+		return "", false
+	}
+	r.mu.Lock()
+	r.exprs++
+	r.mu.Unlock()
+	// A value of the row and a bound value, as pg_notify's would be.
+	return "(" + row + ".id::text || " + bind(string(kind)) + "::text)", true
+}
+
+func TestAStatementPublisherPublishesWithinEachMutation(t *testing.T) {
+	t.Parallel()
+	db := testutil.NewDB(t, testutil.Postgres)
+	s := model.NewTasks(db)
+	r := &statementRecorder{recorder: &recorder{t: t}, declined: "declined"}
+	s.PublishTo(r)
+	ctx := testutil.AsUser("alice")
+
+	// Concurrent creates, grouped into shared statements: each caller gets
+	// its own task, and every task is stored.
+	const n = 60
+	created := make([]*model.Task, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			created[i], errs[i] = s.Create(ctx, model.CreateTaskInput{Title: "task " + strconv.Itoa(i), Completed: ptr(i%2 == 0)})
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	for i, task := range created {
+		if task.Title != "task "+strconv.Itoa(i) || task.UserID != "alice" || task.Completed != (i%2 == 0) {
+			t.Fatalf("create %d returned %+v", i, task)
+		}
+		sameTask(t, "stored task", rawRow(t, db, task.ID), task)
+	}
+
+	toggled, err := s.Toggle(ctx, idOf(created[1]))
+	if err != nil || !toggled.Completed {
+		t.Fatalf("Toggle: %+v, %v", toggled, err)
+	}
+	updated, err := s.Update(ctx, idOf(created[1]), model.UpdateTaskInput{Title: graphql.OmittableOf(ptr("renamed"))})
+	if err != nil || updated.Title != "renamed" {
+		t.Fatalf("Update: %+v, %v", updated, err)
+	}
+	deleted, err := s.Delete(ctx, idOf(created[3]))
+	if err != nil || deleted.ID != created[3].ID {
+		t.Fatalf("Delete: %+v, %v", deleted, err)
+	}
+	if _, err := s.Delete(ctx, idOf(created[3])); !errors.Is(err, model.ErrNotFound) {
+		t.Fatalf("second Delete: %v, want ErrNotFound", err)
+	}
+	gone, err := s.DeleteCompleted(ctx)
+	if err != nil || len(gone) != n/2+1 {
+		t.Fatalf("DeleteCompleted: %d tasks, %v; want %d", len(gone), err, n/2+1)
+	}
+	for i := 1; i < len(gone); i++ {
+		if gone[i-1].ID >= gone[i].ID {
+			t.Fatalf("DeleteCompleted returned ids out of order: %v", ids(gone))
+		}
+	}
+	if got := r.take(); len(got) != 0 {
+		t.Fatalf("%d changes took the transaction; all fit the statement", len(got))
+	}
+	r.mu.Lock()
+	exprs := r.exprs
+	r.mu.Unlock()
+	// At least one statement of creates, then five more statements.
+	if exprs < 6 {
+		t.Fatalf("PublishExpr called %d times, want once per mutation statement (6 or more)", exprs)
+	}
+
+	// A user the publisher declines: the transaction and Publish.
+	other := testutil.AsUser("declined")
+	task := mustCreate(t, s, other, model.CreateTaskInput{Title: "long"})
+	got := r.take()
+	if len(got) != 1 || got[0].Kind != model.ChangeCreated || !reflect.DeepEqual(got[0].Task, task) {
+		t.Fatalf("declined user's create published %+v, want CREATED %+v", got, task)
+	}
 }
