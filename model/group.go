@@ -128,10 +128,25 @@ func (g *createGroups) take() []*pendingCreate {
 }
 
 // run inserts group with one statement and hands each caller its task, in
-// the group's order.
+// the group's order. The statement is cancelled once every caller has
+// stopped waiting (their requests timed out or went away), as a caller's
+// own statement would be, so that a stalled database does not keep
+// connections busy for nobody.
 func (g *createGroups) run(group []*pendingCreate, insert func(context.Context, []*pendingCreate) ([]*Task, error)) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(group[0].ctx), groupTimeout)
 	defer cancel()
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		for _, p := range group {
+			select {
+			case <-p.ctx.Done():
+			case <-finished:
+				return
+			}
+		}
+		cancel()
+	}()
 	tasks, err := insert(ctx, group)
 	if err == nil && len(tasks) != len(group) {
 		err = fmt.Errorf("inserted %d tasks for %d creates", len(tasks), len(group))

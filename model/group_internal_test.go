@@ -240,3 +240,67 @@ func (g *createGroups) inFlightNow() int {
 	defer g.mu.Unlock()
 	return g.inFlight
 }
+
+func TestAGroupsStatementIsCancelledOnlyWhenAllItsCallersHaveGone(t *testing.T) {
+	var g createGroups
+	started := make(chan context.Context, maxGroupsInFlight+1)
+	releaseFirst, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	// The first statements wait for releaseFirst; the group of "t"
+	// creates waits for release or its context's end.
+	insert := func(ctx context.Context, group []*pendingCreate) ([]*Task, error) {
+		started <- ctx
+		wait := release
+		if group[0].title == "first" {
+			wait = releaseFirst
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-wait:
+		}
+		return make([]*Task, len(group)), nil
+	}
+	results := make(chan error, maxGroupsInFlight+2)
+	start := func(ctx context.Context, title string) {
+		go func() {
+			_, err := g.create(&pendingCreate{ctx: ctx, userID: "u", title: title}, insert)
+			results <- err
+		}()
+	}
+	for range maxGroupsInFlight {
+		start(context.Background(), "first")
+		<-started
+	}
+	ctxA, cancelA := context.WithCancel(context.Background())
+	ctxB, cancelB := context.WithCancel(context.Background())
+	// A first: a statement that followed only its first caller would end
+	// with A.
+	start(ctxA, "t")
+	waitPending(t, &g, 1)
+	start(ctxB, "t")
+	waitPending(t, &g, 2)
+	close(releaseFirst)
+	for range maxGroupsInFlight {
+		if err := <-results; err != nil {
+			t.Fatal(err)
+		}
+	}
+	stmt := <-started
+
+	cancelA()
+	if err := <-results; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the cancelled caller got %v", err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if err := stmt.Err(); err != nil {
+		t.Fatalf("the statement was cancelled (%v) while a caller still waited", err)
+	}
+	cancelB()
+	<-results
+	select {
+	case <-stmt.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the statement was not cancelled after every caller had gone")
+	}
+}
