@@ -37,6 +37,7 @@ import (
 	"github.com/taskql/server/database"
 	"github.com/taskql/server/events"
 	"github.com/taskql/server/graph"
+	"github.com/taskql/server/memory"
 	"github.com/taskql/server/model"
 )
 
@@ -78,7 +79,10 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	setGCPercent(getenv)
+	// The runtime read GOGC from the process environment at start; this
+	// applies the server's default, or GOGC from a .env file.
+	debug.SetGCPercent(cfg.GCPercent)
+	go memory.ReleaseWhenIdle(ctx)
 
 	bootCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -192,22 +196,6 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	log.Info("stopped")
 	return nil
-}
-
-// defaultGCPercent is the collector's target unless GOGC is set: the heap
-// may grow to three times what is live before a collection. A request
-// allocates far more than it keeps, so at Go's default of 100 the
-// collector took about a quarter of the CPU of a page of tasks; at 200 the
-// server answered a fifth more pages per second for about 5 MB more
-// resident memory under load (bench/README.md).
-const defaultGCPercent = 200
-
-// setGCPercent applies defaultGCPercent unless the operator chose a value
-// with GOGC, which the runtime has read already.
-func setGCPercent(getenv func(string) string) {
-	if getenv("GOGC") == "" {
-		debug.SetGCPercent(defaultGCPercent)
-	}
 }
 
 // newEventBus returns the event bus for the database: in process on

@@ -11,7 +11,6 @@ import (
 	"net/http/httptrace"
 	"path/filepath"
 	"regexp"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -342,23 +341,4 @@ func (w *logWatcher) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.buf.String()
-}
-
-func TestTheGCTargetIsTheServersUnlessGOGCIsSet(t *testing.T) {
-	defer debug.SetGCPercent(debug.SetGCPercent(100))
-	for _, tt := range []struct {
-		gogc string
-		want int
-	}{{"", defaultGCPercent}, {"50", 100}} {
-		debug.SetGCPercent(100)
-		setGCPercent(func(k string) string {
-			if k == "GOGC" {
-				return tt.gogc
-			}
-			return ""
-		})
-		if got := debug.SetGCPercent(100); got != tt.want {
-			t.Errorf("GOGC=%q: GC percent %d, want %d", tt.gogc, got, tt.want)
-		}
-	}
 }

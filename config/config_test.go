@@ -268,6 +268,24 @@ func TestLoadAcceptsValidSettings(t *testing.T) {
 					t.Fatalf("LogLevel %v, PprofAddr %q", c.LogLevel, c.PprofAddr)
 				}
 			}},
+		{"the collector's target defaults to the server's", prod(nil),
+			func(t *testing.T, c *config.Config) {
+				if c.GCPercent != config.DefaultGCPercent || config.DefaultGCPercent != 200 {
+					t.Fatalf("GCPercent %d, want 200", c.GCPercent)
+				}
+			}},
+		{"GOGC sets the collector's target", prod(map[string]string{"GOGC": "50"}),
+			func(t *testing.T, c *config.Config) {
+				if c.GCPercent != 50 {
+					t.Fatalf("GCPercent %d, want 50", c.GCPercent)
+				}
+			}},
+		{"GOGC=off turns the collector off", prod(map[string]string{"GOGC": "off"}),
+			func(t *testing.T, c *config.Config) {
+				if c.GCPercent != -1 {
+					t.Fatalf("GCPercent %d, want -1", c.GCPercent)
+				}
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -317,6 +335,8 @@ func TestLoadRefusesBadSettingsNamingTheVariable(t *testing.T) {
 		{"bad MAX_BODY_BYTES", "MAX_BODY_BYTES", prod(map[string]string{"MAX_BODY_BYTES": "1MB"})},
 		{"bad SHUTDOWN_TIMEOUT", "SHUTDOWN_TIMEOUT", prod(map[string]string{"SHUTDOWN_TIMEOUT": "soon"})},
 		{"bad LOG_LEVEL", "LOG_LEVEL", prod(map[string]string{"LOG_LEVEL": "verbose"})},
+		{"GOGC not a number", "GOGC", prod(map[string]string{"GOGC": "lots"})},
+		{"GOGC negative", "GOGC", prod(map[string]string{"GOGC": "-5"})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

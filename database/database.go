@@ -131,7 +131,7 @@ func openPostgres(cfg Config) (*bun.DB, error) {
 // query whose best plan depends on its values it can be far off: a page of
 // tasks, planned for a user of average size, reads all of a user's tasks
 // by ix_task_user_id and sorts them, which for a user with 100,000 tasks
-// took 30-50 ms instead of 0.1 (bench/README.md).
+// took 27–53 ms per page instead of about 0.1 (bench/README.md).
 const PlanPerCall = pgx.QueryExecModeExec
 
 // PostgresConfig parses a PostgreSQL URL into the settings of a pgx

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/schema"
 
 	"github.com/taskql/server/database"
@@ -28,7 +29,7 @@ type binds struct {
 }
 
 func (s *Tasks) binds() *binds {
-	return &binds{sqlite: s.writer != nil, args: make([]any, 0, 8)}
+	return &binds{sqlite: s.db.Dialect().Name() == dialect.SQLite, args: make([]any, 0, 8)}
 }
 
 // add binds v and returns its placeholder, for a Bun query's "?".
