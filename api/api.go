@@ -94,10 +94,12 @@ func New(cfg Config) http.Handler {
 		cfg.MaxBodyBytes = 1 << 20
 	}
 
-	gql := handler.New(graph.NewExecutableSchema(graph.Config{
+	es := graph.NewExecutableSchema(graph.Config{
 		Resolvers:  &resolver.Resolver{TaskStore: cfg.Tasks, Changes: cfg.Changes},
 		Directives: graph.DirectiveRoot{Auth: resolver.Auth},
-	}))
+		Complexity: fieldCosts(),
+	})
+	gql := handler.New(es)
 	// @defer is answered incrementally to clients that accept
 	// multipart/mixed (Apollo Client asks for it when a query defers);
 	// postTransport refuses @defer from the others instead of dropping
@@ -108,7 +110,8 @@ func New(cfg Config) http.Handler {
 	gql.AddTransport(newWebsocketTransport(cfg))
 	// Parsing and validating a document costs more than running a small
 	// query: keep the parsed form of recent documents.
-	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	queryCache := lru.New[*ast.QueryDocument](1000)
+	gql.SetQueryCache(queryCache)
 	limits := cfg.Limits.withDefaults()
 	if !limits.DisableIntrospection {
 		gql.Use(extension.Introspection{})
@@ -116,8 +119,14 @@ func New(cfg Config) http.Handler {
 	gql.SetParserTokenLimit(limits.MaxTokens)
 	gql.SetDisableSuggestion(limits.DisableSuggestions)
 	gql.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
-	gql.Use(queryLimits{maxCost: limits.MaxCost, maxDepth: limits.MaxDepth, introspectionAllowed: !limits.DisableIntrospection})
-	gql.Use(newMutationLimiter(limits.MutationRate, limits.MutationBurst))
+	// In this order: the bounds see the document a persisted query
+	// names; the budget spends the cost the limits measured.
+	gql.Use(selectionBounds{maxSelections: limits.MaxSelections, maxSetSelections: limits.MaxSetSelections,
+		maxTokens: limits.MaxTokens, cache: queryCache})
+	gql.Use(newQueryLimits(es, limits))
+	gql.Use(newCostBudget(limits.CostRefill, limits.CostBudget))
+	gql.Use(answerSize{max: int64(limits.MaxResponseBytes)})
+	gql.Use(costReporter{})
 	gql.AroundOperations(executionTimeout(limits.ExecutionTimeout))
 	gql.Use(operationObserver{metrics: cfg.Metrics})
 	gql.SetErrorPresenter(presentError(cfg.Logger))

@@ -110,8 +110,9 @@ type response struct {
 	Body   []byte
 	// Data is the raw data entry; nil when the body has no data key at
 	// all (a request error), "null" when it is null.
-	Data   json.RawMessage
-	Errors []gqlError
+	Data       json.RawMessage
+	Errors     []gqlError
+	Extensions map[string]any
 }
 
 // HasData reports whether the body had a data key at all.
@@ -276,13 +277,14 @@ func decodeResponse(t testing.TB, status int, h http.Header, body []byte) *respo
 		return r
 	}
 	var raw struct {
-		Data   json.RawMessage `json:"data"`
-		Errors []gqlError      `json:"errors"`
+		Data       json.RawMessage `json:"data"`
+		Errors     []gqlError      `json:"errors"`
+		Extensions map[string]any  `json:"extensions"`
 	}
 	if err := json.Unmarshal(body, &raw); err != nil {
 		t.Fatalf("status %d: body is not GraphQL JSON: %v: %s", status, err, body)
 	}
-	r.Data, r.Errors = raw.Data, raw.Errors
+	r.Data, r.Errors, r.Extensions = raw.Data, raw.Errors, raw.Extensions
 	return r
 }
 

@@ -87,6 +87,16 @@ func TestCostlyDocumentsAreRefusedBeforeTheDatabase(t *testing.T) {
 	}
 }
 
+// The sizes of the schema that introspection costs depend on: 31 types
+// (the introspection types and built-in scalars included), 3 fields a type
+// on average (rounded up), ofType at most three deep ([Task!]!).
+const (
+	schemaTypes   = 31
+	fieldsPerType = 3
+	// standardIntrospectionCost is a quarter of the default limit.
+	standardIntrospectionCost = 1224
+)
+
 // TestCostModel pins how a document's cost is counted, through a server
 // whose limit refuses everything and so reports every cost.
 func TestCostModel(t *testing.T) {
@@ -110,7 +120,13 @@ func TestCostModel(t *testing.T) {
 		{"fragments count at each spread", `fragment N on TaskConnection { nodes { id } } { tasks(first: 10) { ...N ...N } }`, nil, 51 + 2*11},
 		{"inline fragments count", `{ tasks(first: 10) { ... on TaskConnection { nodes { id } } } }`, nil, 51 + 11},
 		{"mutations", `mutation { a: createTask(input: {title: "x"}) { id title } b: deleteCompletedTasks }`, nil, 53 + 51},
-		{"introspection and __typename are free", `{ __typename __schema { types { name } } me { id } }`, nil, 52},
+		{"__typename and the names of introspection are free", `{ __typename me { id } }`, nil, 52},
+		{"each introspection object counts", `{ a: __type(name: "Task") { name kind } b: __type(name: "User") { name } }`, nil, 2},
+		{"an introspection list counts each item the schema has", `{ __schema { types { name } } }`, nil, 1 + schemaTypes},
+		{"lists nest by their means over the schema", `{ __schema { types { fields { name } } } }`, nil, 1 + schemaTypes*(1+fieldsPerType)},
+		{"ofType costs only as deep as the schema wraps types", `{ __type(name: "Task") { ` + strings.Repeat("ofType { ", 8) + "name" + strings.Repeat(" }", 8) + ` } }`, nil, 1 + 3},
+		{"a search costs by its length", `{ tasks(first: 0, filter: {search: "abcd"}) { totalCount } }`, nil, 51 + 4*10 + 51},
+		{"the standard introspection query", introspectionQuery, nil, standardIntrospectionCost},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := srv.gql(t, alice, tt.query, tt.vars)
@@ -182,10 +198,10 @@ func TestDepthLimit(t *testing.T) {
 	})
 }
 
-// TestIntrospectionListsNestAtMostThreeDeep pins the bound on introspection,
-// which the cost limit does not count (it reads the schema in memory): each
-// nested list of types multiplies the work by the size of the schema.
-// gqlparser's MaxIntrospectionDepth rule (graphql-js's) refuses it.
+// TestIntrospectionListsNestAtMostThreeDeep pins gqlparser's
+// MaxIntrospectionDepth rule (graphql-js's), a bound besides the cost
+// limit: each nested list of types multiplies the work by the size of the
+// schema.
 func TestIntrospectionListsNestAtMostThreeDeep(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t, testutil.SQLite)

@@ -53,7 +53,7 @@ func TestMetricsCountOperationsByNameAndCode(t *testing.T) {
 	srv.gql(t, alice, `mutation Add { createTask(input: {title: ""}) { id } }`, nil).mustError(t, api.CodeBadUserInput)
 	srv.gql(t, "", `query Anon { me { id } }`, nil).mustError(t, api.CodeUnauthenticated)
 	srv.gql(t, alice, `{ nope }`, nil)
-	srv.gql(t, alice, aliased(500, `tasks(first: 100) { nodes { id } }`), nil)
+	srv.gql(t, alice, aliased(100, `tasks(first: 100) { nodes { id } }`), nil)
 	m.SubscriptionStarted()
 	m.SubscriptionStarted()
 	m.SubscriptionEnded()

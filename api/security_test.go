@@ -79,7 +79,7 @@ func checkNoLeak(t *testing.T, what string, r *response) {
 // table is intact afterwards, holding exactly what was acknowledged.
 func TestHostileStringsAreStoredVerbatimOrRefused(t *testing.T) {
 	testutil.ForEachDialect(t, func(t *testing.T, d testutil.Dialect) {
-		srv := newServer(t, d, func(c *api.Config) { c.Limits.MutationBurst = 10_000 })
+		srv := newServer(t, d, func(c *api.Config) { c.Limits.CostBudget = 1 << 40 })
 		alice := mint(t, "alice")
 		target := srv.createTask(t, alice, "target", false)
 		acknowledged := 1

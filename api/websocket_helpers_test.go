@@ -48,7 +48,7 @@ func newSubscriptionServer(t *testing.T, d testutil.Dialect, configure ...func(*
 		cfg.Changes = s.Bus
 		cfg.Websockets = s.Sockets
 		// Tests make more mutations in a burst than a user would.
-		cfg.Limits.MutationBurst = 10_000
+		cfg.Limits.CostBudget = 1 << 40
 	}}, configure...)...)
 	return s
 }

@@ -176,19 +176,28 @@ func Load(getenv func(string) string) (*Config, error) {
 	return c, nil
 }
 
-// loadLimits reads what bounds a request: its cost, the HTTP timeouts, the
-// mutation rate, and what it may see (introspection, suggestions, metrics).
+// loadLimits reads what bounds a request: its size and cost, the HTTP
+// timeouts, each user's cost budget, and what it may see (introspection,
+// suggestions, metrics).
 func (c *Config) loadLimits(getenv func(string) string, prod bool) error {
 	var err error
 	l := &c.Limits
-	if l.MaxCost, err = intVar(getenv, "GRAPHQL_MAX_COST", api.DefaultMaxCost); err != nil {
-		return err
-	}
-	if l.MaxDepth, err = intVar(getenv, "GRAPHQL_MAX_DEPTH", api.DefaultMaxDepth); err != nil {
-		return err
-	}
-	if l.MaxTokens, err = intVar(getenv, "GRAPHQL_MAX_TOKENS", api.DefaultMaxTokens); err != nil {
-		return err
+	for _, v := range []struct {
+		name string
+		dst  *int
+		def  int
+	}{
+		{"GRAPHQL_MAX_COST", &l.MaxCost, api.DefaultMaxCost},
+		{"GRAPHQL_MAX_DEPTH", &l.MaxDepth, api.DefaultMaxDepth},
+		{"GRAPHQL_MAX_TOKENS", &l.MaxTokens, api.DefaultMaxTokens},
+		{"GRAPHQL_MAX_SELECTIONS", &l.MaxSelections, api.DefaultMaxSelections},
+		{"GRAPHQL_MAX_SET_SELECTIONS", &l.MaxSetSelections, api.DefaultMaxSetSelections},
+		{"GRAPHQL_MAX_RESPONSE_BYTES", &l.MaxResponseBytes, api.DefaultMaxResponseBytes},
+		{"COST_BUDGET", &l.CostBudget, api.DefaultCostBudget},
+	} {
+		if *v.dst, err = intVar(getenv, v.name, v.def); err != nil {
+			return err
+		}
 	}
 	if l.ExecutionTimeout, err = durationVar(getenv, "GRAPHQL_EXECUTION_TIMEOUT", api.DefaultExecutionTimeout); err != nil {
 		return err
@@ -203,11 +212,11 @@ func (c *Config) loadLimits(getenv func(string) string, prod bool) error {
 		return err
 	}
 	l.DisableSuggestions = !suggestions
-	if l.MutationRate, err = floatVar(getenv, "MUTATION_RATE_PER_SECOND", api.DefaultMutationRate); err != nil {
+	if l.CostRefill, err = floatVar(getenv, "COST_REFILL_PER_SECOND", api.DefaultCostRefill); err != nil {
 		return err
 	}
-	if l.MutationBurst, err = intVar(getenv, "MUTATION_BURST", api.DefaultMutationBurst); err != nil {
-		return err
+	if l.MaxCost > l.CostBudget {
+		return &Error{"COST_BUDGET", fmt.Sprintf("must be at least GRAPHQL_MAX_COST (%d), got %d", l.MaxCost, l.CostBudget)}
 	}
 
 	for _, t := range []struct {

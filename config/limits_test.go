@@ -24,8 +24,9 @@ func TestLoadLimitsDefaults(t *testing.T) {
 			}
 			want := api.Limits{
 				MaxCost: api.DefaultMaxCost, MaxDepth: api.DefaultMaxDepth, MaxTokens: api.DefaultMaxTokens,
-				ExecutionTimeout: api.DefaultExecutionTimeout,
-				MutationRate:     api.DefaultMutationRate, MutationBurst: api.DefaultMutationBurst,
+				MaxSelections: api.DefaultMaxSelections, MaxSetSelections: api.DefaultMaxSetSelections,
+				MaxResponseBytes: api.DefaultMaxResponseBytes, ExecutionTimeout: api.DefaultExecutionTimeout,
+				CostBudget: api.DefaultCostBudget, CostRefill: api.DefaultCostRefill,
 			}
 			if c.Limits != want {
 				t.Errorf("Limits = %+v, want %+v", c.Limits, want)
@@ -44,7 +45,8 @@ func TestLoadLimitsSettings(t *testing.T) {
 	c, err := config.Load(env(prod(map[string]string{
 		"GRAPHQL_MAX_COST": "9000", "GRAPHQL_MAX_DEPTH": "12", "GRAPHQL_MAX_TOKENS": "2000",
 		"GRAPHQL_EXECUTION_TIMEOUT": "3s", "GRAPHQL_INTROSPECTION": "false", "GRAPHQL_SUGGESTIONS": "0",
-		"MUTATION_RATE_PER_SECOND": "0.5", "MUTATION_BURST": "7",
+		"GRAPHQL_MAX_SELECTIONS": "300", "GRAPHQL_MAX_SET_SELECTIONS": "40", "GRAPHQL_MAX_RESPONSE_BYTES": "1000000",
+		"COST_REFILL_PER_SECOND": "0.5", "COST_BUDGET": "9000",
 		"HTTP_READ_HEADER_TIMEOUT": "2", "HTTP_READ_TIMEOUT": "5s", "HTTP_WRITE_TIMEOUT": "1m", "HTTP_IDLE_TIMEOUT": "90s",
 		"METRICS_ENABLED": "true", "METRICS_TOKEN": "a-long-enough-metrics-token",
 	})))
@@ -52,7 +54,8 @@ func TestLoadLimitsSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := api.Limits{MaxCost: 9000, MaxDepth: 12, MaxTokens: 2000, ExecutionTimeout: 3 * time.Second,
-		MutationRate: 0.5, MutationBurst: 7, DisableIntrospection: true, DisableSuggestions: true}
+		MaxSelections: 300, MaxSetSelections: 40, MaxResponseBytes: 1000000,
+		CostRefill: 0.5, CostBudget: 9000, DisableIntrospection: true, DisableSuggestions: true}
 	if c.Limits != want {
 		t.Errorf("Limits = %+v, want %+v", c.Limits, want)
 	}
@@ -73,10 +76,14 @@ func TestLoadLimitsRefusesBadValuesNamingTheVariable(t *testing.T) {
 		{"GRAPHQL_EXECUTION_TIMEOUT", "60s"}, // not shorter than HTTP_WRITE_TIMEOUT
 		{"GRAPHQL_INTROSPECTION", "maybe"},
 		{"GRAPHQL_SUGGESTIONS", "yes please"},
-		{"MUTATION_RATE_PER_SECOND", "0"},
-		{"MUTATION_RATE_PER_SECOND", "NaN"},
-		{"MUTATION_RATE_PER_SECOND", "+Inf"},
-		{"MUTATION_BURST", "1.5"},
+		{"GRAPHQL_MAX_SELECTIONS", "0"},
+		{"GRAPHQL_MAX_SET_SELECTIONS", "many"},
+		{"GRAPHQL_MAX_RESPONSE_BYTES", "10MB"},
+		{"COST_REFILL_PER_SECOND", "0"},
+		{"COST_REFILL_PER_SECOND", "NaN"},
+		{"COST_REFILL_PER_SECOND", "+Inf"},
+		{"COST_BUDGET", "1.5"},
+		{"COST_BUDGET", "4999"}, // below GRAPHQL_MAX_COST: an operation at the limit could never run
 		{"HTTP_READ_HEADER_TIMEOUT", "soon"},
 		{"HTTP_IDLE_TIMEOUT", "-5s"},
 		{"METRICS_ENABLED", "on"},

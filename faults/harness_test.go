@@ -67,7 +67,7 @@ func startServer(t *testing.T, env ...string) *server {
 		"PATH=" + os.Getenv("PATH"), "HOME=" + s.cmd.Dir, "APP_ENV=development",
 		"LISTEN_ADDR=" + s.addr, "AUTH_JWT_SECRET=" + string(secret),
 		// The load is one client hammering the server: no rate limit.
-		"MUTATION_RATE_PER_SECOND=100000", "MUTATION_BURST=100000",
+		"COST_REFILL_PER_SECOND=1000000000", "COST_BUDGET=1000000000",
 	}, env...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {

@@ -24,13 +24,14 @@ func (sqlNow) AppendQuery(gen schema.QueryGen, b []byte) ([]byte, error) {
 	return append(b, "now()"...), nil
 }
 
-// sqlILike is the case-insensitive LIKE operator. SQLite's LIKE already
-// ignores case (for ASCII letters); PostgreSQL's needs ILIKE.
-type sqlILike struct{}
+// sqlPosition is the function that finds a substring: instr(haystack,
+// needle) in SQLite, strpos(haystack, needle) in PostgreSQL, each the
+// 1-based position of the first match or 0.
+type sqlPosition struct{}
 
-func (sqlILike) AppendQuery(gen schema.QueryGen, b []byte) ([]byte, error) {
+func (sqlPosition) AppendQuery(gen schema.QueryGen, b []byte) ([]byte, error) {
 	if gen.Dialect().Name() == dialect.SQLite {
-		return append(b, "LIKE"...), nil
+		return append(b, "instr"...), nil
 	}
-	return append(b, "ILIKE"...), nil
+	return append(b, "strpos"...), nil
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -285,17 +284,18 @@ func validateFilter(f TaskFilter) error {
 	return checkText("search", *f.Search, MaxSearchLength)
 }
 
-// likeEscaper makes %, _ and the escape character itself match literally.
-var likeEscaper = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
-
 func applyFilter(q *bun.SelectQuery, f TaskFilter, b *binds) *bun.SelectQuery {
 	if f.Completed != nil {
 		q = q.Where("completed = ?", b.add(*f.Completed))
 	}
 	if f.Search != nil && *f.Search != "" {
-		pattern := b.add("%" + likeEscaper.Replace(*f.Search) + "%")
-		q = q.Where("(title ? ? ESCAPE '!' OR description ? ? ESCAPE '!')",
-			sqlILike{}, pattern, sqlILike{}, pattern)
+		// A substring search rather than LIKE '%…%': LIKE matches the
+		// pattern character by character from every position, which a
+		// long search over long texts turns into seconds of CPU, while
+		// instr and strpos compare bytes; and nothing needs escaping.
+		s := b.add(*f.Search)
+		q = q.Where("(?(lower(title), lower(?)) > 0 OR ?(lower(description), lower(?)) > 0)",
+			sqlPosition{}, s, sqlPosition{}, s)
 	}
 	return q
 }

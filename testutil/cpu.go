@@ -3,6 +3,7 @@
 package testutil
 
 import (
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -32,4 +33,24 @@ func ReportCPU(b *testing.B) func() {
 			b.ReportMetric(float64(processCPU()-start)/float64(b.N), "cpu-ns/op")
 		}
 	}
+}
+
+// Cost is what a piece of work cost this process: CPU time, user and
+// system, and bytes allocated on the heap.
+type Cost struct {
+	CPU   time.Duration
+	Bytes uint64
+}
+
+// Measure runs f and returns what it cost the process. Other goroutines'
+// work is counted too: measure where nothing else runs (a test that is not
+// parallel runs while parallel ones wait).
+func Measure(f func()) Cost {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := processCPU()
+	f()
+	cpu := processCPU() - start
+	runtime.ReadMemStats(&after)
+	return Cost{CPU: cpu, Bytes: after.TotalAlloc - before.TotalAlloc}
 }

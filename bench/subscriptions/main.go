@@ -277,7 +277,7 @@ func startInstance(ctx context.Context, dbURL, channel string, secret []byte) (*
 		Changes:    bus,
 		Websockets: &sockets,
 		// The benchmark's clients are few users making many changes.
-		Limits: api.Limits{MutationRate: 1e9, MutationBurst: 1 << 30},
+		Limits: api.Limits{CostRefill: 1e9, CostBudget: 1 << 40},
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

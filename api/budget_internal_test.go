@@ -6,27 +6,27 @@ import (
 	"time"
 )
 
-// TestMutationLimiterRefillsAndForgetsIdleBuckets drives the limiter's
+// TestCostBudgetRefillsAndForgetsIdleBuckets drives the limiter's
 // clock: a spent bucket refills at the rate, and the map of buckets stays
 // bounded, forgetting first those idle long enough to be full again.
-func TestMutationLimiterRefillsAndForgetsIdleBuckets(t *testing.T) {
+func TestCostBudgetRefillsAndForgetsIdleBuckets(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
-	l := newMutationLimiter(2, 4) // full again after 2 s
+	l := newCostBudget(2, 4) // full again after 2 s
 	l.now = func() time.Time { return now }
 	l.maxBuckets = 10
 
-	if d := l.take("alice", 4); d != 0 {
-		t.Fatalf("burst refused: wait %v", d)
+	if d, left := l.take("alice", 4); d != 0 || left != 0 {
+		t.Fatalf("burst: wait %v, %v left; want no wait and none left", d, left)
 	}
-	if d := l.take("alice", 1); d != 500*time.Millisecond {
+	if d, _ := l.take("alice", 1); d != 500*time.Millisecond {
 		t.Fatalf("after the burst: wait %v, want 500ms (rate 2/s)", d)
 	}
 	// A refusal takes nothing: after 500ms exactly one token is there.
 	now = now.Add(500 * time.Millisecond)
-	if d := l.take("alice", 1); d != 0 {
+	if d, _ := l.take("alice", 1); d != 0 {
 		t.Fatalf("after 500ms: wait %v, want 0", d)
 	}
-	if d := l.take("alice", 2); d != time.Second {
+	if d, _ := l.take("alice", 2); d != time.Second {
 		t.Fatalf("two more: wait %v, want 1s", d)
 	}
 

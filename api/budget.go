@@ -4,29 +4,30 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"golang.org/x/time/rate"
 
 	"github.com/taskql/server/model"
 )
 
-// defaultMaxBuckets bounds the memory the rate limiter keeps: one token
-// bucket per user seen recently.
+// defaultMaxBuckets bounds the memory the budget keeps: one token bucket
+// per user seen recently.
 const defaultMaxBuckets = 100_000
 
-// mutationLimiter gives each user a token bucket for mutations, so that one
-// user, or one stolen token, cannot take the database from everyone else.
+// costBudget gives each user a token bucket of cost points, spent by
+// queries and mutations alike, so that one user, or one stolen token,
+// cannot take the server or the database from everyone else: a request is
+// bounded by the cost limit, a user's requests by the budget.
 //
-// An operation takes one token per mutation field it selects, all or
-// nothing, before any of them runs: a refused request has changed nothing.
-// Anonymous operations are not counted; @auth refuses their mutations.
-type mutationLimiter struct {
+// An operation takes its whole cost before any of it runs, all or nothing:
+// a refused request has changed nothing. Anonymous operations have no
+// budget: @auth refuses them every field but introspection and
+// __typename, which the cost limit bounds.
+type costBudget struct {
 	rate  rate.Limit
 	burst int
 	// idle is how long a bucket takes to fill up again; a bucket idle that
@@ -49,10 +50,11 @@ type bucket struct {
 var _ interface {
 	graphql.HandlerExtension
 	graphql.OperationContextMutator
-} = (*mutationLimiter)(nil)
+} = (*costBudget)(nil)
 
-func newMutationLimiter(perSecond float64, burst int) *mutationLimiter {
-	return &mutationLimiter{
+// newCostBudget returns buckets of burst points refilled at perSecond.
+func newCostBudget(perSecond float64, burst int) *costBudget {
+	return &costBudget{
 		rate:       rate.Limit(perSecond),
 		burst:      burst,
 		idle:       time.Duration(float64(burst) / perSecond * float64(time.Second)),
@@ -62,36 +64,29 @@ func newMutationLimiter(perSecond float64, burst int) *mutationLimiter {
 	}
 }
 
-func (*mutationLimiter) ExtensionName() string                   { return "MutationRateLimit" }
-func (*mutationLimiter) Validate(graphql.ExecutableSchema) error { return nil }
+func (*costBudget) ExtensionName() string                   { return "CostBudget" }
+func (*costBudget) Validate(graphql.ExecutableSchema) error { return nil }
 
-func (l *mutationLimiter) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
-	if opCtx.Operation.Operation != ast.Mutation {
-		return nil
-	}
+// MutateOperationContext runs after queryLimits, which leaves the
+// operation's cost in its stats.
+func (b *costBudget) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
 	viewer, ok := model.ViewerFromContext(ctx)
-	if !ok {
+	cost, costed := opCtx.Stats.GetExtension(costStatsKey).(*operationCost)
+	if !ok || !costed {
 		return nil
 	}
-	n := 0
-	for _, f := range graphql.CollectFields(opCtx, opCtx.Operation.SelectionSet, []string{"Mutation"}) {
-		if !strings.HasPrefix(f.Name, "__") {
-			n++
-		}
-	}
-	if n == 0 {
-		return nil // only __typename
-	}
-	if n > l.burst {
+	if cost.requested > b.burst {
 		return &gqlerror.Error{
-			Message:    fmt.Sprintf("a request may run at most %d mutations", l.burst),
+			Message:    fmt.Sprintf("the operation costs %d, more than the whole budget of %d", cost.requested, b.burst),
 			Extensions: map[string]any{"code": CodeRateLimited},
 		}
 	}
-	if wait := l.take(viewer.ID, n); wait > 0 {
+	wait, left := b.take(viewer.ID, cost.requested)
+	cost.budget = &budgetState{remaining: int(left), capacity: b.burst, refillPerSecond: float64(b.rate)}
+	if wait > 0 {
 		secs := int(math.Ceil(wait.Seconds()))
 		return &gqlerror.Error{
-			Message:    fmt.Sprintf("too many mutations: try again in %d s", secs),
+			Message:    fmt.Sprintf("the cost budget is spent: try again in %d s", secs),
 			Extensions: map[string]any{"code": CodeRateLimited, "retryAfter": secs},
 		}
 	}
@@ -99,8 +94,9 @@ func (l *mutationLimiter) MutateOperationContext(ctx context.Context, opCtx *gra
 }
 
 // take takes n tokens from user's bucket and returns zero, or leaves the
-// bucket as it was and returns how long until n tokens are there.
-func (l *mutationLimiter) take(user string, n int) time.Duration {
+// bucket as it was and returns how long until n tokens are there; and the
+// tokens left.
+func (l *costBudget) take(user string, n int) (time.Duration, float64) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -114,9 +110,9 @@ func (l *mutationLimiter) take(user string, n int) time.Duration {
 	r := b.limiter.ReserveN(now, n)
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
-		return d
+		return d, b.limiter.TokensAt(now)
 	}
-	return 0
+	return 0, b.limiter.TokensAt(now)
 }
 
 // makeRoom forgets buckets that have been idle long enough to be full
@@ -124,7 +120,7 @@ func (l *mutationLimiter) take(user string, n int) time.Duration {
 // buckets are in use, it drops arbitrary ones, a hundredth of the map at a
 // time so that the next new users do not sweep again; that only ever lets
 // a user through sooner.
-func (l *mutationLimiter) makeRoom(now time.Time) {
+func (l *costBudget) makeRoom(now time.Time) {
 	if len(l.buckets) < l.maxBuckets && now.Sub(l.lastSweep) < l.idle {
 		return
 	}
@@ -147,7 +143,7 @@ func (l *mutationLimiter) makeRoom(now time.Time) {
 }
 
 // size is how many buckets are kept, for tests.
-func (l *mutationLimiter) size() int {
+func (l *costBudget) size() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.buckets)
