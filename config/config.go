@@ -298,6 +298,9 @@ func (c *Config) loadDatabase(getenv func(string) string, prod bool) error {
 	if c.Database.MaxIdleConns > c.Database.MaxOpenConns {
 		return &Error{"DB_MAX_IDLE_CONNS", "must not exceed DB_MAX_OPEN_CONNS"}
 	}
+	if c.Database.ConnMaxIdleTime, err = durationVar(getenv, "DB_CONN_MAX_IDLE_TIME", database.DefaultConnMaxIdleTime); err != nil {
+		return err
+	}
 	c.Database.ConnMaxLifetime, err = durationVar(getenv, "DB_CONN_MAX_LIFETIME", database.DefaultConnMaxLifetime)
 	return err
 }

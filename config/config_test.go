@@ -72,6 +72,7 @@ func TestLoadDefaultsInDevelopment(t *testing.T) {
 		URL:             "sqlite://todo.db",
 		MaxOpenConns:    database.DefaultSQLiteMaxOpenConns(),
 		MaxIdleConns:    min(database.DefaultMaxIdleConns, database.DefaultSQLiteMaxOpenConns()),
+		ConnMaxIdleTime: database.DefaultConnMaxIdleTime,
 		ConnMaxLifetime: database.DefaultConnMaxLifetime,
 	}
 	if c.Env != config.Development || c.ListenAddr != "127.0.0.1:8080" || c.Database != want || c.DirectURL != want.URL {
@@ -195,16 +196,24 @@ func TestLoadAcceptsValidSettings(t *testing.T) {
 					t.Fatalf("listen %q", c.ListenAddr)
 				}
 			}},
-		{"PostgreSQL pool defaults", prod(nil),
+		{"PostgreSQL pool defaults are CONTRACT §2's", prod(nil),
 			func(t *testing.T, c *config.Config) {
-				if c.Database.MaxOpenConns != 15 || c.Database.MaxIdleConns != 5 || c.Database.ConnMaxLifetime != 300*time.Second {
-					t.Fatalf("database %+v, want 15 open, 5 idle, 300s", c.Database)
+				d := c.Database
+				if d.MaxOpenConns != 15 || d.MaxIdleConns != 15 || d.ConnMaxIdleTime != 300*time.Second || d.ConnMaxLifetime != 300*time.Second {
+					t.Fatalf("database %+v, want 15 open, 15 idle, idle time 300s, lifetime 300s", d)
 				}
 			}},
-		{"pool settings", prod(map[string]string{"DB_MAX_OPEN_CONNS": "20", "DB_MAX_IDLE_CONNS": "20", "DB_CONN_MAX_LIFETIME": "300"}),
+		{"pool settings", prod(map[string]string{"DB_MAX_OPEN_CONNS": "20", "DB_MAX_IDLE_CONNS": "10", "DB_CONN_MAX_IDLE_TIME": "60", "DB_CONN_MAX_LIFETIME": "900"}),
 			func(t *testing.T, c *config.Config) {
-				if c.Database.MaxOpenConns != 20 || c.Database.MaxIdleConns != 20 || c.Database.ConnMaxLifetime != 300*time.Second {
-					t.Fatalf("database %+v", c.Database)
+				d := c.Database
+				if d.MaxOpenConns != 20 || d.MaxIdleConns != 10 || d.ConnMaxIdleTime != time.Minute || d.ConnMaxLifetime != 15*time.Minute {
+					t.Fatalf("database %+v, want 20 open, 10 idle, idle time 1m, lifetime 15m", d)
+				}
+			}},
+		{"DB_CONN_MAX_IDLE_TIME and DB_CONN_MAX_LIFETIME are set apart", prod(map[string]string{"DB_CONN_MAX_IDLE_TIME": "30s"}),
+			func(t *testing.T, c *config.Config) {
+				if c.Database.ConnMaxIdleTime != 30*time.Second || c.Database.ConnMaxLifetime != 300*time.Second {
+					t.Fatalf("idle time %v, lifetime %v; want 30s and the default 300s", c.Database.ConnMaxIdleTime, c.Database.ConnMaxLifetime)
 				}
 			}},
 		{"DB_CONN_MAX_LIFETIME as a Go duration", prod(map[string]string{"DB_CONN_MAX_LIFETIME": "5m"}),
@@ -323,6 +332,8 @@ func TestLoadRefusesBadSettingsNamingTheVariable(t *testing.T) {
 		{"DB_MAX_OPEN_CONNS not a number", "DB_MAX_OPEN_CONNS", prod(map[string]string{"DB_MAX_OPEN_CONNS": "many"})},
 		{"DB_MAX_IDLE_CONNS negative", "DB_MAX_IDLE_CONNS", prod(map[string]string{"DB_MAX_IDLE_CONNS": "-5"})},
 		{"DB_MAX_IDLE_CONNS above DB_MAX_OPEN_CONNS", "DB_MAX_IDLE_CONNS", prod(map[string]string{"DB_MAX_OPEN_CONNS": "4", "DB_MAX_IDLE_CONNS": "5"})},
+		{"DB_CONN_MAX_IDLE_TIME not a duration", "DB_CONN_MAX_IDLE_TIME", prod(map[string]string{"DB_CONN_MAX_IDLE_TIME": "a while"})},
+		{"DB_CONN_MAX_IDLE_TIME zero", "DB_CONN_MAX_IDLE_TIME", prod(map[string]string{"DB_CONN_MAX_IDLE_TIME": "0"})},
 		{"DB_CONN_MAX_LIFETIME not a duration", "DB_CONN_MAX_LIFETIME", prod(map[string]string{"DB_CONN_MAX_LIFETIME": "forever"})},
 		{"DB_CONN_MAX_LIFETIME zero", "DB_CONN_MAX_LIFETIME", prod(map[string]string{"DB_CONN_MAX_LIFETIME": "0"})},
 		{"DB_CONN_MAX_LIFETIME negative", "DB_CONN_MAX_LIFETIME", prod(map[string]string{"DB_CONN_MAX_LIFETIME": "-5s"})},
