@@ -38,8 +38,9 @@ type Config struct {
 	Ready func(context.Context) error
 	// Logger receives access and error logs; nil means slog.Default().
 	Logger *slog.Logger
-	// CORSAllowedOrigins are the origins browsers may call from; "*"
-	// allows any (without credentials).
+	// CORSAllowedOrigins are the origins browsers may call from and open
+	// a websocket from (besides the server's own); "*" allows any (without
+	// credentials), and an empty list none.
 	CORSAllowedOrigins []string
 	// MaxBodyBytes bounds a request body (default 1 MiB).
 	MaxBodyBytes int64
@@ -153,13 +154,14 @@ func New(cfg Config) http.Handler {
 		mux.Handle("GET "+ide.AssetPrefix, h)
 	}
 
-	c := cors.New(cors.Options{
-		AllowedOrigins: cfg.CORSAllowedOrigins,
+	corsOptions := cors.Options{
 		AllowedMethods: []string{http.MethodGet, http.MethodPost},
 		AllowedHeaders: []string{"Authorization", "Content-Type", "Accept", "X-Request-Id", "Apollo-Require-Preflight"},
 		ExposedHeaders: []string{"X-Request-Id"},
 		MaxAge:         600,
-	})
+	}
+	newOriginPolicy(cfg.CORSAllowedOrigins).corsOrigins(&corsOptions)
+	c := cors.New(corsOptions)
 	return withRequestID(logRequests(cfg.Logger, cfg.Metrics, c.Handler(mux)))
 }
 
