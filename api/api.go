@@ -42,6 +42,10 @@ type Config struct {
 	// a websocket from (besides the server's own); "*" allows any (without
 	// credentials), and an empty list none.
 	CORSAllowedOrigins []string
+	// AllowedHosts are the Host header values the server answers (see
+	// CheckAllowedHost); others get 421 Misdirected Request, which guards
+	// against DNS rebinding. Empty answers any host.
+	AllowedHosts []string
 	// MaxBodyBytes bounds a request body (default 1 MiB).
 	MaxBodyBytes int64
 	// IDE serves GraphiQL at /.
@@ -162,7 +166,10 @@ func New(cfg Config) http.Handler {
 	}
 	newOriginPolicy(cfg.CORSAllowedOrigins).corsOrigins(&corsOptions)
 	c := cors.New(corsOptions)
-	return withRequestID(logRequests(cfg.Logger, cfg.Metrics, c.Handler(mux)))
+	// The Host is checked first: a request for another host name must
+	// not reach anything, the IDE and its token least of all.
+	return checkHost(newHostPolicy(cfg.AllowedHosts),
+		withRequestID(logRequests(cfg.Logger, cfg.Metrics, c.Handler(mux))))
 }
 
 // graphqlOnly refuses what /graphql does not serve before gqlgen sees it:

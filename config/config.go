@@ -49,6 +49,9 @@ type Config struct {
 	DevSecret bool
 	// CORSAllowedOrigins are the browser origins allowed to call the API.
 	CORSAllowedOrigins []string
+	// AllowedHosts are the Host header values the server answers
+	// (ALLOWED_HOSTS); empty answers any.
+	AllowedHosts []string
 	// IDE serves the GraphQL IDE at /.
 	IDE bool
 	// MaxBodyBytes bounds a request body.
@@ -140,6 +143,10 @@ func Load(getenv func(string) string) (*Config, error) {
 		// middleware compares whole strings: "https://app.example.com/"
 		// would silently match nothing.
 		c.CORSAllowedOrigins = append(c.CORSAllowedOrigins, strings.TrimSuffix(o, "/"))
+	}
+
+	if err := c.loadAllowedHosts(getenv, prod); err != nil {
+		return nil, err
 	}
 
 	var err error
@@ -303,6 +310,40 @@ func (c *Config) loadDatabase(getenv func(string) string, prod bool) error {
 	}
 	c.Database.ConnMaxLifetime, err = durationVar(getenv, "DB_CONN_MAX_LIFETIME", database.DefaultConnMaxLifetime)
 	return err
+}
+
+// developmentHosts is ALLOWED_HOSTS unless set in development: loopback
+// names only, with any port, so that a page whose name was made to
+// resolve to 127.0.0.1 (DNS rebinding) gets nothing from a development
+// server, whose IDE carries a token. Production answers any host by
+// default: it sits behind a load balancer that chose it by name.
+const developmentHosts = "localhost,127.0.0.1,[::1]"
+
+func (c *Config) loadAllowedHosts(getenv func(string) string, prod bool) error {
+	hosts, set := getenv("ALLOWED_HOSTS"), true
+	if strings.TrimSpace(hosts) == "" {
+		hosts, set = "", false
+		if !prod {
+			hosts = developmentHosts
+		}
+	}
+	c.AllowedHosts = nil
+	for _, h := range strings.Split(hosts, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			continue
+		}
+		if err := api.CheckAllowedHost(h); err != nil {
+			return &Error{"ALLOWED_HOSTS", err.Error()}
+		}
+		c.AllowedHosts = append(c.AllowedHosts, h)
+	}
+	// An empty list answers any host: written as "," it would be a
+	// mistake that silently allowed everything.
+	if set && len(c.AllowedHosts) == 0 {
+		return &Error{"ALLOWED_HOSTS", "names no host: list host names, or write * for any"}
+	}
+	return nil
 }
 
 // DirectURL derives the non-pooled URL of a database: Neon's pooled host

@@ -84,6 +84,11 @@ func TestLoadDefaultsInDevelopment(t *testing.T) {
 	if !reflect.DeepEqual(c.CORSAllowedOrigins, []string{"http://localhost:3000"}) {
 		t.Fatalf("CORS origins %q, want http://localhost:3000", c.CORSAllowedOrigins)
 	}
+	// Loopback names only, with any port: a development server is not
+	// reachable by DNS rebinding (api's host tests use the same list).
+	if want := []string{"localhost", "127.0.0.1", "[::1]"}; !reflect.DeepEqual(c.AllowedHosts, want) {
+		t.Fatalf("ALLOWED_HOSTS %q, want %q", c.AllowedHosts, want)
+	}
 	if !c.IDE || c.MaxBodyBytes != 1<<20 || c.ShutdownTimeout != 30*time.Second {
 		t.Fatalf("IDE %v, MaxBodyBytes %d, ShutdownTimeout %v", c.IDE, c.MaxBodyBytes, c.ShutdownTimeout)
 	}
@@ -147,7 +152,22 @@ func TestLoadAcceptsValidSettings(t *testing.T) {
 			if c.Env != config.Production || c.ListenAddr != ":8080" || c.IDE || c.DevSecret || len(c.CORSAllowedOrigins) != 0 {
 				t.Fatalf("env %q, listen %q, IDE %v, DevSecret %v, CORS %q", c.Env, c.ListenAddr, c.IDE, c.DevSecret, c.CORSAllowedOrigins)
 			}
+			if len(c.AllowedHosts) != 0 {
+				t.Fatalf("ALLOWED_HOSTS %q, want none (any host) in production", c.AllowedHosts)
+			}
 		}},
+		{"ALLOWED_HOSTS are trimmed and split", prod(map[string]string{"ALLOWED_HOSTS": " api.example.com , .example.org,,[::1]:8080"}),
+			func(t *testing.T, c *config.Config) {
+				if want := []string{"api.example.com", ".example.org", "[::1]:8080"}; !reflect.DeepEqual(c.AllowedHosts, want) {
+					t.Fatalf("ALLOWED_HOSTS %q, want %q", c.AllowedHosts, want)
+				}
+			}},
+		{"ALLOWED_HOSTS replaces development's loopback names", map[string]string{"ALLOWED_HOSTS": "*"},
+			func(t *testing.T, c *config.Config) {
+				if !reflect.DeepEqual(c.AllowedHosts, []string{"*"}) {
+					t.Fatalf("ALLOWED_HOSTS %q", c.AllowedHosts)
+				}
+			}},
 		{"BETTER_AUTH_URL implies JWKS, issuer and audience", prod(map[string]string{"BETTER_AUTH_URL": "https://auth.example.com/"}),
 			func(t *testing.T, c *config.Config) {
 				if c.Auth.JWKSURL != "https://auth.example.com/api/auth/jwks" || c.Auth.Issuer != "https://auth.example.com" ||
@@ -338,6 +358,9 @@ func TestLoadRefusesBadSettingsNamingTheVariable(t *testing.T) {
 		{"DB_CONN_MAX_LIFETIME zero", "DB_CONN_MAX_LIFETIME", prod(map[string]string{"DB_CONN_MAX_LIFETIME": "0"})},
 		{"DB_CONN_MAX_LIFETIME negative", "DB_CONN_MAX_LIFETIME", prod(map[string]string{"DB_CONN_MAX_LIFETIME": "-5s"})},
 		{"DB_CONN_MAX_LIFETIME without a unit", "DB_CONN_MAX_LIFETIME", prod(map[string]string{"DB_CONN_MAX_LIFETIME": "1.5"})},
+		{"ALLOWED_HOSTS with a URL", "ALLOWED_HOSTS", prod(map[string]string{"ALLOWED_HOSTS": "api.example.com,https://api.example.com"})},
+		{"ALLOWED_HOSTS with a path", "ALLOWED_HOSTS", prod(map[string]string{"ALLOWED_HOSTS": "api.example.com/graphql"})},
+		{"ALLOWED_HOSTS that names no host", "ALLOWED_HOSTS", prod(map[string]string{"ALLOWED_HOSTS": " , "})},
 		{"CORS origin without a scheme", "CORS_ALLOWED_ORIGINS", prod(map[string]string{"CORS_ALLOWED_ORIGINS": "localhost:3000"})},
 		{"CORS origin with a path", "CORS_ALLOWED_ORIGINS", prod(map[string]string{"CORS_ALLOWED_ORIGINS": "https://a.example.com/app"})},
 		{"CORS origin with a query", "CORS_ALLOWED_ORIGINS", prod(map[string]string{"CORS_ALLOWED_ORIGINS": "https://a.example.com?x=1"})},
