@@ -120,6 +120,7 @@ func New(cfg Config) http.Handler {
 	}
 	gql.SetParserTokenLimit(limits.MaxTokens)
 	gql.SetDisableSuggestion(limits.DisableSuggestions)
+	gql.SetValidationRulesFn(validationRules(limits.DisableSuggestions))
 	gql.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
 	gql.Use(queryLimits{maxCost: limits.MaxCost, maxDepth: limits.MaxDepth, introspectionAllowed: !limits.DisableIntrospection})
 	gql.Use(newMutationLimiter(limits.MutationRate, limits.MutationBurst))

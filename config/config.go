@@ -205,7 +205,10 @@ func (c *Config) loadLimits(getenv func(string) string, prod bool) error {
 		return err
 	}
 	l.DisableIntrospection = !introspection
-	suggestions, err := boolVar(getenv, "GRAPHQL_SUGGESTIONS", true)
+	// Suggestions help whoever writes a query, and with introspection off
+	// they would still spell the schema out to anyone who asks: production
+	// leaves them off unless asked.
+	suggestions, err := boolVar(getenv, "GRAPHQL_SUGGESTIONS", !prod)
 	if err != nil {
 		return err
 	}
