@@ -145,6 +145,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		},
 		Logger:             log,
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
+		AllowedHosts:       cfg.AllowedHosts,
 		MaxBodyBytes:       cfg.MaxBodyBytes,
 		IDE:                cfg.IDE,
 		IDEToken:           ideToken,

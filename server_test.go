@@ -210,6 +210,21 @@ func TestServeBootsAnswersAndShutsDownGracefully(t *testing.T) {
 		}
 	}
 
+	// DNS rebinding: development answers only its loopback names.
+	req, err := http.NewRequest(http.MethodGet, base+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "rebind.attacker.example"
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("GET / for another host: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusMisdirectedRequest {
+		t.Errorf("GET / with Host %s = %d, want 421", req.Host, res.StatusCode)
+	}
+
 	token, err := auth.Mint([]byte(testSecret), auth.MintClaims{Subject: "alice"})
 	if err != nil {
 		t.Fatal(err)

@@ -38,9 +38,14 @@ type Config struct {
 	Ready func(context.Context) error
 	// Logger receives access and error logs; nil means slog.Default().
 	Logger *slog.Logger
-	// CORSAllowedOrigins are the origins browsers may call from; "*"
-	// allows any (without credentials).
+	// CORSAllowedOrigins are the origins browsers may call from and open
+	// a websocket from (besides the server's own); "*" allows any (without
+	// credentials), and an empty list none.
 	CORSAllowedOrigins []string
+	// AllowedHosts are the Host header values the server answers (see
+	// CheckAllowedHost); others get 421 Misdirected Request, which guards
+	// against DNS rebinding. Empty answers any host.
+	AllowedHosts []string
 	// MaxBodyBytes bounds a request body (default 1 MiB).
 	MaxBodyBytes int64
 	// IDE serves GraphiQL at /.
@@ -118,6 +123,7 @@ func New(cfg Config) http.Handler {
 	}
 	gql.SetParserTokenLimit(limits.MaxTokens)
 	gql.SetDisableSuggestion(limits.DisableSuggestions)
+	gql.SetValidationRulesFn(validationRules(limits.DisableSuggestions))
 	gql.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
 	// In this order: the bounds see the document a persisted query
 	// names; the budget spends the cost the limits measured.
@@ -162,14 +168,18 @@ func New(cfg Config) http.Handler {
 		mux.Handle("GET "+ide.AssetPrefix, h)
 	}
 
-	c := cors.New(cors.Options{
-		AllowedOrigins: cfg.CORSAllowedOrigins,
+	corsOptions := cors.Options{
 		AllowedMethods: []string{http.MethodGet, http.MethodPost},
 		AllowedHeaders: []string{"Authorization", "Content-Type", "Accept", "X-Request-Id", "Apollo-Require-Preflight"},
 		ExposedHeaders: []string{"X-Request-Id"},
 		MaxAge:         600,
-	})
-	return withRequestID(logRequests(cfg.Logger, cfg.Metrics, c.Handler(mux)))
+	}
+	newOriginPolicy(cfg.CORSAllowedOrigins).corsOrigins(&corsOptions)
+	c := cors.New(corsOptions)
+	// The Host is checked first: a request for another host name must
+	// not reach anything, the IDE and its token least of all.
+	return checkHost(newHostPolicy(cfg.AllowedHosts),
+		withRequestID(logRequests(cfg.Logger, cfg.Metrics, c.Handler(mux))))
 }
 
 // graphqlOnly refuses what /graphql does not serve before gqlgen sees it:

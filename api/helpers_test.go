@@ -178,6 +178,7 @@ type request struct {
 	ContentType string // default "application/json" for POST
 	Accept      string
 	Token       string // sent as Authorization: Bearer
+	Host        string // sent as the Host header; default the server's address
 	Header      http.Header
 	Body        io.Reader
 }
@@ -250,6 +251,9 @@ func (req request) build(t testing.TB, base string) *http.Request {
 	}
 	if req.Token != "" {
 		r.Header.Set("Authorization", "Bearer "+req.Token)
+	}
+	if req.Host != "" {
+		r.Host = req.Host
 	}
 	return r
 }

@@ -448,8 +448,11 @@ func TestBadUserInputNamesTheField(t *testing.T) {
 			{"last 101", `{ tasks(last: 101) { totalCount } }`, nil, "last"},
 			{"bad after cursor", `{ tasks(after: "not a cursor") { totalCount } }`, nil, "after"},
 			{"bad before cursor", `{ tasks(before: "eyJ4IjoxfQ") { totalCount } }`, nil, "before"},
-			{"search over 1000 characters", `query($s: String) { tasks(filter: {search: $s}) { totalCount } }`,
-				map[string]any{"s": strings.Repeat("s", 1001)}, "search"},
+			{"search over 200 characters", `query($s: String) { tasks(filter: {search: $s}) { totalCount } }`,
+				map[string]any{"s": strings.Repeat("s", 201)}, "filter.search"},
+			{"search of 201 code points of two bytes", `query($s: String) { tasks(filter: {search: $s}) { totalCount } }`,
+				map[string]any{"s": strings.Repeat("é", 201)}, "filter.search"},
+			{"search with a NUL", `{ tasks(filter: {search: "a\u0000b"}) { totalCount } }`, nil, "filter.search"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

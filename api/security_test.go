@@ -148,7 +148,7 @@ func TestHostileStringsAreStoredVerbatimOrRefused(t *testing.T) {
 				r.decode(t, &found)
 				checkNoLeak(t, "search", r)
 				if len(r.Errors) > 0 {
-					if e := r.mustError(t, api.CodeBadUserInput); e.Extensions["field"] != "search" {
+					if e := r.mustError(t, api.CodeBadUserInput); e.Extensions["field"] != "filter.search" {
 						t.Errorf("search: field = %v", e.Extensions["field"])
 					}
 				} else {

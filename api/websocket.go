@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/coder/websocket"
-	"github.com/rs/cors"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -136,7 +134,7 @@ func (ws *Websockets) Shutdown(ctx context.Context) error {
 // 4401, and cannot say why a subscription's stream ended.
 type wsTransport struct {
 	verifier    TokenVerifier
-	origins     *cors.Cors
+	origins     originPolicy
 	log         *slog.Logger
 	present     graphql.ErrorPresenterFunc
 	sockets     *Websockets
@@ -151,7 +149,7 @@ func (t *wsTransport) Supports(r *http.Request) bool {
 }
 
 func (t *wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	if !t.originAllowed(r) {
+	if !t.origins.allowsWebsocket(r) {
 		writeErrors(w, responseMediaType(r), http.StatusForbidden, "this origin may not open a websocket: add it to CORS_ALLOWED_ORIGINS")
 		return
 	}
@@ -178,23 +176,6 @@ func (t *wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gr
 	}
 	defer t.sockets.remove(c)
 	c.serve(r.Context())
-}
-
-// originAllowed lets a browser open a websocket from an origin in
-// CORS_ALLOWED_ORIGINS or from the server's own (the IDE). Browsers send
-// no preflight for websockets, and the token travels inside the
-// connection, so this is what stops another site's page from using the
-// API with a token it got hold of. A request without Origin comes from a
-// program, not a browser, and passes.
-func (t *wsTransport) originAllowed(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	if u, err := url.Parse(origin); err == nil && strings.EqualFold(u.Host, r.Host) {
-		return true
-	}
-	return t.origins.OriginAllowed(r)
 }
 
 // wsMessage is a message of the protocol, in either direction.
@@ -543,7 +524,7 @@ func truncate(s string, n int) string {
 func newWebsocketTransport(cfg Config) *wsTransport {
 	t := &wsTransport{
 		verifier:    cfg.Verifier,
-		origins:     cors.New(cors.Options{AllowedOrigins: cfg.CORSAllowedOrigins}),
+		origins:     newOriginPolicy(cfg.CORSAllowedOrigins),
 		log:         cfg.Logger,
 		present:     presentError(cfg.Logger),
 		sockets:     cfg.Websockets,

@@ -287,49 +287,6 @@ func TestWebsocketClosesWhenTheTokenExpires(t *testing.T) {
 	srv.waitSubscribers(t, 0)
 }
 
-func TestWebsocketOriginCheck(t *testing.T) {
-	srv := newSubscriptionServer(t, testutil.SQLite)
-	tests := []struct {
-		name   string
-		origin string
-		ok     bool
-	}{
-		{"no Origin (not a browser)", "", true},
-		{"an allowed origin", "http://localhost:3000", true},
-		{"the server's own origin (the IDE)", srv.URL, true},
-		{"another origin", "https://evil.example", false},
-		{"an allowed host on another scheme", "https://localhost:3000", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			header := http.Header{}
-			if tt.origin != "" {
-				header.Set("Origin", tt.origin)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), wsTimeout)
-			defer cancel()
-			c, err := gqlws.Dial(ctx, srv.URL+"/graphql", header)
-			if tt.ok {
-				if err != nil {
-					t.Fatalf("dial: %v", err)
-				}
-				defer c.CloseNow()
-				if err := c.Init(ctx, map[string]any{"Authorization": "Bearer " + mint(t, "alice")}); err != nil {
-					t.Fatalf("connection_init: %v", err)
-				}
-				return
-			}
-			if err == nil {
-				c.CloseNow()
-				t.Fatal("the upgrade succeeded")
-			}
-			if c.Response == nil || c.Response.StatusCode != http.StatusForbidden {
-				t.Fatalf("want 403, got %v", err)
-			}
-		})
-	}
-}
-
 func TestWebsocketProtocolErrorsCloseTheConnection(t *testing.T) {
 	srv := newSubscriptionServer(t, testutil.SQLite, func(cfg *api.Config) {
 		cfg.WebsocketInitTimeout = 200 * time.Millisecond

@@ -34,7 +34,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/taskql/server/auth"
-	"github.com/taskql/server/database"
 )
 
 func main() {
@@ -96,7 +95,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.pgbench, "pgbench", true, "also measure with pgbench, when it is installed")
 	fs.StringVar(&o.out, "out", "", "JSON report path (default bench/results/<time>.json)")
 	fs.StringVar(&o.profile, "profile", "", "save the server's CPU and allocation profiles of each scenario at the highest concurrency in this directory")
-	env := fs.String("server-env", "", "extra environment of the server, comma-separated KEY=VALUE (e.g. LOG_LEVEL=warn,DB_MAX_OPEN_CONNS=32); the PostgreSQL server also gets DB_MAX_IDLE_CONNS=15 unless this sets it")
+	env := fs.String("server-env", "", "extra environment of the server, comma-separated KEY=VALUE (e.g. LOG_LEVEL=warn,DB_MAX_OPEN_CONNS=32)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the schema and SQLite file afterwards")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -288,14 +287,6 @@ func (b *bench) startServer(ctx context.Context, databaseURL string) (*server, *
 	for _, kv := range b.opt.serverEnv {
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
-	}
-	// The PostgreSQL pool keeps as many idle connections as it may open:
-	// with fewer (the default idle limit is 5 of 15), database/sql closes
-	// every connection returned while the idle ones are full, and under
-	// load PostgreSQL forks a process for each reconnection
-	// (bench/README.md).
-	if _, set := env["DB_MAX_IDLE_CONNS"]; !set && database.IsPostgres(databaseURL) {
-		env["DB_MAX_IDLE_CONNS"] = strconv.Itoa(database.DefaultMaxOpenConns)
 	}
 	if b.opt.profile != "" {
 		env["PPROF_ADDR"] = "auto"

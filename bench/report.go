@@ -179,7 +179,7 @@ func (r *Report) print(w io.Writer) {
 	if len(r.Settings.ServerEnv) > 0 {
 		env = strings.Join(r.Settings.ServerEnv, " ")
 	}
-	fmt.Fprintf(w, "server environment: %s; on PostgreSQL DB_MAX_IDLE_CONNS=15 unless set\n", env)
+	fmt.Fprintf(w, "server environment: %s\n", env)
 	fmt.Fprintln(w, "CPU columns are percent of one core over the measured window (the machine has 100% per core); 'other' is the rest of the machine,"+
 		" including PostgreSQL processes that exited during the window; 'new PG conns' counts connections PostgreSQL accepted during it.")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

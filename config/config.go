@@ -49,6 +49,9 @@ type Config struct {
 	DevSecret bool
 	// CORSAllowedOrigins are the browser origins allowed to call the API.
 	CORSAllowedOrigins []string
+	// AllowedHosts are the Host header values the server answers
+	// (ALLOWED_HOSTS); empty answers any.
+	AllowedHosts []string
 	// IDE serves the GraphQL IDE at /.
 	IDE bool
 	// MaxBodyBytes bounds a request body.
@@ -142,6 +145,10 @@ func Load(getenv func(string) string) (*Config, error) {
 		c.CORSAllowedOrigins = append(c.CORSAllowedOrigins, strings.TrimSuffix(o, "/"))
 	}
 
+	if err := c.loadAllowedHosts(getenv, prod); err != nil {
+		return nil, err
+	}
+
 	var err error
 	if c.IDE, err = boolVar(getenv, "GRAPHQL_IDE", !prod); err != nil {
 		return nil, err
@@ -207,7 +214,10 @@ func (c *Config) loadLimits(getenv func(string) string, prod bool) error {
 		return err
 	}
 	l.DisableIntrospection = !introspection
-	suggestions, err := boolVar(getenv, "GRAPHQL_SUGGESTIONS", true)
+	// Suggestions help whoever writes a query, and with introspection off
+	// they would still spell the schema out to anyone who asks: production
+	// leaves them off unless asked.
+	suggestions, err := boolVar(getenv, "GRAPHQL_SUGGESTIONS", !prod)
 	if err != nil {
 		return err
 	}
@@ -307,8 +317,45 @@ func (c *Config) loadDatabase(getenv func(string) string, prod bool) error {
 	if c.Database.MaxIdleConns > c.Database.MaxOpenConns {
 		return &Error{"DB_MAX_IDLE_CONNS", "must not exceed DB_MAX_OPEN_CONNS"}
 	}
+	if c.Database.ConnMaxIdleTime, err = durationVar(getenv, "DB_CONN_MAX_IDLE_TIME", database.DefaultConnMaxIdleTime); err != nil {
+		return err
+	}
 	c.Database.ConnMaxLifetime, err = durationVar(getenv, "DB_CONN_MAX_LIFETIME", database.DefaultConnMaxLifetime)
 	return err
+}
+
+// developmentHosts is ALLOWED_HOSTS unless set in development: loopback
+// names only, with any port, so that a page whose name was made to
+// resolve to 127.0.0.1 (DNS rebinding) gets nothing from a development
+// server, whose IDE carries a token. Production answers any host by
+// default: it sits behind a load balancer that chose it by name.
+const developmentHosts = "localhost,127.0.0.1,[::1]"
+
+func (c *Config) loadAllowedHosts(getenv func(string) string, prod bool) error {
+	hosts, set := getenv("ALLOWED_HOSTS"), true
+	if strings.TrimSpace(hosts) == "" {
+		hosts, set = "", false
+		if !prod {
+			hosts = developmentHosts
+		}
+	}
+	c.AllowedHosts = nil
+	for _, h := range strings.Split(hosts, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			continue
+		}
+		if err := api.CheckAllowedHost(h); err != nil {
+			return &Error{"ALLOWED_HOSTS", err.Error()}
+		}
+		c.AllowedHosts = append(c.AllowedHosts, h)
+	}
+	// An empty list answers any host: written as "," it would be a
+	// mistake that silently allowed everything.
+	if set && len(c.AllowedHosts) == 0 {
+		return &Error{"ALLOWED_HOSTS", "names no host: list host names, or write * for any"}
+	}
+	return nil
 }
 
 // DirectURL derives the non-pooled URL of a database: Neon's pooled host

@@ -72,6 +72,7 @@ func TestLoadDefaultsInDevelopment(t *testing.T) {
 		URL:             "sqlite://todo.db",
 		MaxOpenConns:    database.DefaultSQLiteMaxOpenConns(),
 		MaxIdleConns:    min(database.DefaultMaxIdleConns, database.DefaultSQLiteMaxOpenConns()),
+		ConnMaxIdleTime: database.DefaultConnMaxIdleTime,
 		ConnMaxLifetime: database.DefaultConnMaxLifetime,
 	}
 	if c.Env != config.Development || c.ListenAddr != "127.0.0.1:8080" || c.Database != want || c.DirectURL != want.URL {
@@ -82,6 +83,11 @@ func TestLoadDefaultsInDevelopment(t *testing.T) {
 	}
 	if !reflect.DeepEqual(c.CORSAllowedOrigins, []string{"http://localhost:3000"}) {
 		t.Fatalf("CORS origins %q, want http://localhost:3000", c.CORSAllowedOrigins)
+	}
+	// Loopback names only, with any port: a development server is not
+	// reachable by DNS rebinding (api's host tests use the same list).
+	if want := []string{"localhost", "127.0.0.1", "[::1]"}; !reflect.DeepEqual(c.AllowedHosts, want) {
+		t.Fatalf("ALLOWED_HOSTS %q, want %q", c.AllowedHosts, want)
 	}
 	if !c.IDE || c.MaxBodyBytes != 1<<20 || c.ShutdownTimeout != 30*time.Second {
 		t.Fatalf("IDE %v, MaxBodyBytes %d, ShutdownTimeout %v", c.IDE, c.MaxBodyBytes, c.ShutdownTimeout)
@@ -146,7 +152,22 @@ func TestLoadAcceptsValidSettings(t *testing.T) {
 			if c.Env != config.Production || c.ListenAddr != ":8080" || c.IDE || c.DevSecret || len(c.CORSAllowedOrigins) != 0 {
 				t.Fatalf("env %q, listen %q, IDE %v, DevSecret %v, CORS %q", c.Env, c.ListenAddr, c.IDE, c.DevSecret, c.CORSAllowedOrigins)
 			}
+			if len(c.AllowedHosts) != 0 {
+				t.Fatalf("ALLOWED_HOSTS %q, want none (any host) in production", c.AllowedHosts)
+			}
 		}},
+		{"ALLOWED_HOSTS are trimmed and split", prod(map[string]string{"ALLOWED_HOSTS": " api.example.com , .example.org,,[::1]:8080"}),
+			func(t *testing.T, c *config.Config) {
+				if want := []string{"api.example.com", ".example.org", "[::1]:8080"}; !reflect.DeepEqual(c.AllowedHosts, want) {
+					t.Fatalf("ALLOWED_HOSTS %q, want %q", c.AllowedHosts, want)
+				}
+			}},
+		{"ALLOWED_HOSTS replaces development's loopback names", map[string]string{"ALLOWED_HOSTS": "*"},
+			func(t *testing.T, c *config.Config) {
+				if !reflect.DeepEqual(c.AllowedHosts, []string{"*"}) {
+					t.Fatalf("ALLOWED_HOSTS %q", c.AllowedHosts)
+				}
+			}},
 		{"BETTER_AUTH_URL implies JWKS, issuer and audience", prod(map[string]string{"BETTER_AUTH_URL": "https://auth.example.com/"}),
 			func(t *testing.T, c *config.Config) {
 				if c.Auth.JWKSURL != "https://auth.example.com/api/auth/jwks" || c.Auth.Issuer != "https://auth.example.com" ||
@@ -195,16 +216,24 @@ func TestLoadAcceptsValidSettings(t *testing.T) {
 					t.Fatalf("listen %q", c.ListenAddr)
 				}
 			}},
-		{"PostgreSQL pool defaults", prod(nil),
+		{"PostgreSQL pool defaults are CONTRACT §2's", prod(nil),
 			func(t *testing.T, c *config.Config) {
-				if c.Database.MaxOpenConns != 15 || c.Database.MaxIdleConns != 5 || c.Database.ConnMaxLifetime != 300*time.Second {
-					t.Fatalf("database %+v, want 15 open, 5 idle, 300s", c.Database)
+				d := c.Database
+				if d.MaxOpenConns != 15 || d.MaxIdleConns != 15 || d.ConnMaxIdleTime != 300*time.Second || d.ConnMaxLifetime != 300*time.Second {
+					t.Fatalf("database %+v, want 15 open, 15 idle, idle time 300s, lifetime 300s", d)
 				}
 			}},
-		{"pool settings", prod(map[string]string{"DB_MAX_OPEN_CONNS": "20", "DB_MAX_IDLE_CONNS": "20", "DB_CONN_MAX_LIFETIME": "300"}),
+		{"pool settings", prod(map[string]string{"DB_MAX_OPEN_CONNS": "20", "DB_MAX_IDLE_CONNS": "10", "DB_CONN_MAX_IDLE_TIME": "60", "DB_CONN_MAX_LIFETIME": "900"}),
 			func(t *testing.T, c *config.Config) {
-				if c.Database.MaxOpenConns != 20 || c.Database.MaxIdleConns != 20 || c.Database.ConnMaxLifetime != 300*time.Second {
-					t.Fatalf("database %+v", c.Database)
+				d := c.Database
+				if d.MaxOpenConns != 20 || d.MaxIdleConns != 10 || d.ConnMaxIdleTime != time.Minute || d.ConnMaxLifetime != 15*time.Minute {
+					t.Fatalf("database %+v, want 20 open, 10 idle, idle time 1m, lifetime 15m", d)
+				}
+			}},
+		{"DB_CONN_MAX_IDLE_TIME and DB_CONN_MAX_LIFETIME are set apart", prod(map[string]string{"DB_CONN_MAX_IDLE_TIME": "30s"}),
+			func(t *testing.T, c *config.Config) {
+				if c.Database.ConnMaxIdleTime != 30*time.Second || c.Database.ConnMaxLifetime != 300*time.Second {
+					t.Fatalf("idle time %v, lifetime %v; want 30s and the default 300s", c.Database.ConnMaxIdleTime, c.Database.ConnMaxLifetime)
 				}
 			}},
 		{"DB_CONN_MAX_LIFETIME as a Go duration", prod(map[string]string{"DB_CONN_MAX_LIFETIME": "5m"}),
@@ -323,10 +352,15 @@ func TestLoadRefusesBadSettingsNamingTheVariable(t *testing.T) {
 		{"DB_MAX_OPEN_CONNS not a number", "DB_MAX_OPEN_CONNS", prod(map[string]string{"DB_MAX_OPEN_CONNS": "many"})},
 		{"DB_MAX_IDLE_CONNS negative", "DB_MAX_IDLE_CONNS", prod(map[string]string{"DB_MAX_IDLE_CONNS": "-5"})},
 		{"DB_MAX_IDLE_CONNS above DB_MAX_OPEN_CONNS", "DB_MAX_IDLE_CONNS", prod(map[string]string{"DB_MAX_OPEN_CONNS": "4", "DB_MAX_IDLE_CONNS": "5"})},
+		{"DB_CONN_MAX_IDLE_TIME not a duration", "DB_CONN_MAX_IDLE_TIME", prod(map[string]string{"DB_CONN_MAX_IDLE_TIME": "a while"})},
+		{"DB_CONN_MAX_IDLE_TIME zero", "DB_CONN_MAX_IDLE_TIME", prod(map[string]string{"DB_CONN_MAX_IDLE_TIME": "0"})},
 		{"DB_CONN_MAX_LIFETIME not a duration", "DB_CONN_MAX_LIFETIME", prod(map[string]string{"DB_CONN_MAX_LIFETIME": "forever"})},
 		{"DB_CONN_MAX_LIFETIME zero", "DB_CONN_MAX_LIFETIME", prod(map[string]string{"DB_CONN_MAX_LIFETIME": "0"})},
 		{"DB_CONN_MAX_LIFETIME negative", "DB_CONN_MAX_LIFETIME", prod(map[string]string{"DB_CONN_MAX_LIFETIME": "-5s"})},
 		{"DB_CONN_MAX_LIFETIME without a unit", "DB_CONN_MAX_LIFETIME", prod(map[string]string{"DB_CONN_MAX_LIFETIME": "1.5"})},
+		{"ALLOWED_HOSTS with a URL", "ALLOWED_HOSTS", prod(map[string]string{"ALLOWED_HOSTS": "api.example.com,https://api.example.com"})},
+		{"ALLOWED_HOSTS with a path", "ALLOWED_HOSTS", prod(map[string]string{"ALLOWED_HOSTS": "api.example.com/graphql"})},
+		{"ALLOWED_HOSTS that names no host", "ALLOWED_HOSTS", prod(map[string]string{"ALLOWED_HOSTS": " , "})},
 		{"CORS origin without a scheme", "CORS_ALLOWED_ORIGINS", prod(map[string]string{"CORS_ALLOWED_ORIGINS": "localhost:3000"})},
 		{"CORS origin with a path", "CORS_ALLOWED_ORIGINS", prod(map[string]string{"CORS_ALLOWED_ORIGINS": "https://a.example.com/app"})},
 		{"CORS origin with a query", "CORS_ALLOWED_ORIGINS", prod(map[string]string{"CORS_ALLOWED_ORIGINS": "https://a.example.com?x=1"})},

@@ -13,9 +13,11 @@ func TestLoadLimitsDefaults(t *testing.T) {
 		name    string
 		vars    map[string]string
 		metrics bool
+		// suggestionsOff: production answers no "Did you mean …?".
+		suggestionsOff bool
 	}{
-		{"production", prod(nil), false},
-		{"development", map[string]string{"AUTH_JWT_SECRET": "0123456789abcdef0123456789abcdef"}, true},
+		{"production", prod(nil), false, true},
+		{"development", map[string]string{"AUTH_JWT_SECRET": "0123456789abcdef0123456789abcdef"}, true, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := config.Load(env(tt.vars))
@@ -27,6 +29,7 @@ func TestLoadLimitsDefaults(t *testing.T) {
 				MaxSelections: api.DefaultMaxSelections, MaxSetSelections: api.DefaultMaxSetSelections,
 				MaxResponseBytes: api.DefaultMaxResponseBytes, ExecutionTimeout: api.DefaultExecutionTimeout,
 				CostBudget: api.DefaultCostBudget, CostRefill: api.DefaultCostRefill,
+				DisableSuggestions: tt.suggestionsOff,
 			}
 			if c.Limits != want {
 				t.Errorf("Limits = %+v, want %+v", c.Limits, want)

@@ -31,17 +31,28 @@ type Config struct {
 	// MaxOpenConns bounds open connections (default 15: serverless
 	// PostgreSQL counts connections).
 	MaxOpenConns int
-	// MaxIdleConns bounds idle connections kept for reuse (default 5).
+	// MaxIdleConns bounds idle connections kept for reuse (default 15).
 	MaxIdleConns int
+	// ConnMaxIdleTime closes a connection unused for this long (default
+	// 300s), so that an idle server holds no connection and lets a
+	// serverless database scale to zero.
+	ConnMaxIdleTime time.Duration
 	// ConnMaxLifetime closes connections older than this (default 300s), so
 	// a pool follows a Neon compute that was suspended or replaced.
 	ConnMaxLifetime time.Duration
 }
 
-// Pool defaults, sized for serverless PostgreSQL.
+// Pool defaults, sized for serverless PostgreSQL (CONTRACT §2): the plan's
+// pool of 5 with 10 overflow, as a cap of 15. Every connection that may be
+// open may also stay idle, because database/sql closes a connection
+// returned while the idle slots are full, and under steady load of more
+// than MaxIdleConns requests PostgreSQL would fork a process for each
+// reconnection (bench/README.md); ConnMaxIdleTime, not the idle cap, is
+// what gives the connections of a burst back.
 const (
 	DefaultMaxOpenConns    = 15
-	DefaultMaxIdleConns    = 5
+	DefaultMaxIdleConns    = 15
+	DefaultConnMaxIdleTime = 300 * time.Second
 	DefaultConnMaxLifetime = 300 * time.Second
 )
 
@@ -68,6 +79,9 @@ func Open(ctx context.Context, cfg Config) (*bun.DB, error) {
 	}
 	if cfg.MaxIdleConns <= 0 {
 		cfg.MaxIdleConns = DefaultMaxIdleConns
+	}
+	if cfg.ConnMaxIdleTime <= 0 {
+		cfg.ConnMaxIdleTime = DefaultConnMaxIdleTime
 	}
 	if cfg.ConnMaxLifetime <= 0 {
 		cfg.ConnMaxLifetime = DefaultConnMaxLifetime
@@ -117,10 +131,7 @@ func openPostgres(cfg Config) (*bun.DB, error) {
 	// pgx's driver pings a connection idle for more than a second before
 	// handing it out again, so a connection dropped by the server while idle
 	// is replaced instead of failing a request.
-	sqldb.SetMaxOpenConns(cfg.MaxOpenConns)
-	sqldb.SetMaxIdleConns(cfg.MaxIdleConns)
-	sqldb.SetConnMaxLifetime(cfg.ConnMaxLifetime)
-	sqldb.SetConnMaxIdleTime(cfg.ConnMaxLifetime)
+	setPool(sqldb, cfg)
 	return bun.NewDB(sqldb, pgdialect.New()), nil
 }
 
@@ -190,11 +201,18 @@ func openSQLite(cfg Config) (*bun.DB, error) {
 		sqldb.SetMaxIdleConns(1)
 		sqldb.SetConnMaxLifetime(0)
 	} else {
-		sqldb.SetMaxOpenConns(cfg.MaxOpenConns)
-		sqldb.SetMaxIdleConns(cfg.MaxIdleConns)
-		sqldb.SetConnMaxLifetime(cfg.ConnMaxLifetime)
+		setPool(sqldb, cfg)
 	}
 	return bun.NewDB(sqldb, sqlitedialect.New()), nil
+}
+
+// setPool applies the pool settings of cfg, whose zero values Open has
+// already defaulted.
+func setPool(sqldb *sql.DB, cfg Config) {
+	sqldb.SetMaxOpenConns(cfg.MaxOpenConns)
+	sqldb.SetMaxIdleConns(cfg.MaxIdleConns)
+	sqldb.SetConnMaxIdleTime(cfg.ConnMaxIdleTime)
+	sqldb.SetConnMaxLifetime(cfg.ConnMaxLifetime)
 }
 
 // sqliteDSN turns sqlite://PATH or sqlite::memory: into a driver DSN whose

@@ -249,6 +249,31 @@ func TestPoolSizesAreApplied(t *testing.T) {
 	})
 }
 
+// TestIdleConnectionsCloseAfterTheIdleTimeNotTheLifetime pins that
+// ConnMaxIdleTime is a setting of its own: a connection unused for that
+// long is closed while its lifetime is far from over (it once was the
+// lifetime, so an idle pool held its connections for as long).
+func TestIdleConnectionsCloseAfterTheIdleTimeNotTheLifetime(t *testing.T) {
+	t.Parallel()
+	testutil.ForEachDialect(t, func(t *testing.T, d testutil.Dialect) {
+		db := open(t, database.Config{URL: testutil.URL(t, d), ConnMaxIdleTime: 50 * time.Millisecond, ConnMaxLifetime: time.Hour})
+		if err := db.PingContext(context.Background()); err != nil {
+			t.Fatalf("ping: %v", err)
+		}
+		// database/sql's cleaner runs at most once a second.
+		deadline := time.Now().Add(5 * time.Second)
+		for db.DB.Stats().MaxIdleTimeClosed == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("no connection closed for idleness within 5s: %+v", db.DB.Stats())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if st := db.DB.Stats(); st.MaxLifetimeClosed != 0 || st.Idle != 0 {
+			t.Fatalf("pool %+v, want the idle connection closed for idleness, none for age", st)
+		}
+	})
+}
+
 func TestPostgresTimesAreReadInUTCWhateverTheSessionTimeZone(t *testing.T) {
 	t.Parallel()
 	if !slices.Contains(testutil.Dialects(), testutil.Postgres) {

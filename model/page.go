@@ -281,7 +281,9 @@ func validateFilter(f TaskFilter) error {
 	if f.Search == nil {
 		return nil
 	}
-	return checkText("search", *f.Search, MaxSearchLength)
+	// The field is named by its path from the argument, as orderBy.field
+	// is: "search" alone would not say which input holds it.
+	return checkText("filter.search", *f.Search, MaxSearchLength)
 }
 
 func applyFilter(q *bun.SelectQuery, f TaskFilter, b *binds) *bun.SelectQuery {

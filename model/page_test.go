@@ -645,9 +645,9 @@ func TestSearchRefusesNULAndOverlongText(t *testing.T) {
 		ctx := testutil.AsUser("alice")
 		for _, bad := range []string{"a\x00", "\x00", strings.Repeat("a", model.MaxSearchLength+1), "\xff"} {
 			_, err := s.List(ctx, model.TaskFilter{Search: ptr(bad)}, nil, model.PageArgs{})
-			wantInvalid(t, err, "search")
+			wantInvalid(t, err, "filter.search")
 			_, err = s.Count(ctx, model.TaskFilter{Search: ptr(bad)})
-			wantInvalid(t, err, "search")
+			wantInvalid(t, err, "filter.search")
 		}
 		p, err := s.List(ctx, model.TaskFilter{Search: ptr(strings.Repeat("é", model.MaxSearchLength))}, nil, model.PageArgs{})
 		if err != nil || len(p.Nodes) != 0 {
