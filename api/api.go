@@ -13,7 +13,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
-	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/rs/cors"
 	"github.com/vektah/gqlparser/v2/ast"
 
@@ -98,11 +97,10 @@ func New(cfg Config) http.Handler {
 		Resolvers:  &resolver.Resolver{TaskStore: cfg.Tasks, Changes: cfg.Changes},
 		Directives: graph.DirectiveRoot{Auth: resolver.Auth},
 	}))
-	// @defer is answered incrementally to clients that accept
-	// multipart/mixed (Apollo Client asks for it when a query defers);
-	// postTransport refuses @defer from the others instead of dropping
-	// the deferred fields.
-	gql.AddTransport(transport.MultipartMixed{})
+	// postTransport answers @defer incrementally to clients that accept
+	// multipart/mixed (Apollo Client asks for it when a query defers) and
+	// refuses @defer from the others instead of dropping the deferred
+	// fields.
 	gql.AddTransport(postTransport{})
 	gql.AddTransport(getTransport{})
 	gql.AddTransport(newWebsocketTransport(cfg))
