@@ -108,6 +108,9 @@ func New(cfg Config) http.Handler {
 	// query: keep the parsed form of recent documents.
 	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	limits := cfg.Limits.withDefaults()
+	// First, so that no other extension sees a variable the operation
+	// would not run with.
+	gql.Use(&strictScalars{})
 	if !limits.DisableIntrospection {
 		gql.Use(extension.Introspection{})
 	}
