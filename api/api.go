@@ -13,7 +13,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
-	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/rs/cors"
 	"github.com/vektah/gqlparser/v2/ast"
 
@@ -105,11 +104,10 @@ func New(cfg Config) http.Handler {
 		Complexity: fieldCosts(),
 	})
 	gql := handler.New(es)
-	// @defer is answered incrementally to clients that accept
-	// multipart/mixed (Apollo Client asks for it when a query defers);
-	// postTransport refuses @defer from the others instead of dropping
-	// the deferred fields.
-	gql.AddTransport(transport.MultipartMixed{})
+	// postTransport answers @defer incrementally to clients that accept
+	// multipart/mixed (Apollo Client asks for it when a query defers) and
+	// refuses @defer from the others instead of dropping the deferred
+	// fields.
 	gql.AddTransport(postTransport{})
 	gql.AddTransport(getTransport{})
 	gql.AddTransport(newWebsocketTransport(cfg))
@@ -118,6 +116,9 @@ func New(cfg Config) http.Handler {
 	queryCache := lru.New[*ast.QueryDocument](1000)
 	gql.SetQueryCache(queryCache)
 	limits := cfg.Limits.withDefaults()
+	// First, so that no other extension sees a variable the operation
+	// would not run with.
+	gql.Use(&strictScalars{})
 	if !limits.DisableIntrospection {
 		gql.Use(extension.Introspection{})
 	}

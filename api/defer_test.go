@@ -32,11 +32,25 @@ func TestDeferIsStreamedOrRefused(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "multipart/mixed") {
 			t.Fatalf("status %d, content type %q; body %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 		}
-		for _, want := range []string{`"incremental"`, `alice@example.com`, `"hasNext":false`} {
-			if !strings.Contains(string(body), want) {
-				t.Errorf("stream lacks %s: %s", want, body)
-			}
+		if got, want := resp.Header.Get("Content-Type"), `multipart/mixed;boundary="-";deferSpec=20220824`; got != want {
+			t.Errorf("Content-Type = %q, want %q", got, want)
 		}
+		// The bytes Apollo Client parses, as gqlgen's MultipartMixed wrote
+		// them: the initial payload, then the deferred part in
+		// "incremental", then the closing boundary.
+		want := "---\r\nContent-Type: application/json\r\n\r\n" +
+			`{"data":{"me":{"id":"alice","email":null}},"hasNext":true}` + "\r\n---\r\n" +
+			"Content-Type: application/json\r\n\r\n" +
+			`{"incremental":[{"data":{"email":"alice@example.com"},"path":["me"],"hasNext":false}],"hasNext":false}` + "\r\n-----\r\n"
+		if string(body) != want {
+			t.Errorf("stream\n%q\nwant\n%q", body, want)
+		}
+	})
+
+	t.Run("a GET is refused with 400 even accepting multipart/mixed", func(t *testing.T) {
+		resp := srv.do(t, request{Method: http.MethodGet, Token: token, Accept: "multipart/mixed;deferSpec=20220824, application/json",
+			Path: "/graphql?query=" + urlEscape(`{ me { id ... @defer { email } } }`)})
+		resp.mustBeRequestError(t, http.StatusBadRequest, "")
 	})
 
 	t.Run("plain JSON is refused with 400", func(t *testing.T) {

@@ -47,6 +47,21 @@ func FuzzHandler(f *testing.F) {
 		f.Add(uint8(0), "application/json", "application/graphql-response+json", bearer, "", []byte(body))
 	}
 	f.Add(uint8(1), "", "", bearer, "req-1", []byte("query=%7B+me+%7B+id+%7D+%7D"))
+	// Issue 10's shapes for the HTTP rules: clients that accept
+	// multipart/mixed, bodies that are not GraphQL requests, and
+	// variables of the wrong JSON type.
+	const multipart = "multipart/mixed;deferSpec=20220824, application/json"
+	for _, body := range []string{
+		`{"query":"subscription { taskChanged { kind task { id } } }"}`,
+		`{"query":"{ me { id ... @defer { email } } tasks(first: 2) { nodes { id ... @defer { title } } } }"}`,
+		`[{"query":"{ __typename }"},{"query":"{ __typename }"}]`,
+		`{"query":{"obj":"ect"},"variables":"x","extensions":0}`,
+		`{"extensions":{"persistedQuery":{"version":1,"sha256Hash":"00"}}}`,
+		`{"query":"query($n: Int, $f: TaskFilter) { tasks(first: $n, filter: $f) { totalCount } }","variables":{"n":"100","f":{"completed":"true","search":5}}}`,
+	} {
+		f.Add(uint8(0), "application/json", multipart, bearer, "", []byte(body))
+	}
+	f.Add(uint8(1), "", multipart, bearer, "", []byte("query=subscription%7BtaskChanged%7Bkind%7D%7D"))
 
 	f.Fuzz(func(t *testing.T, method uint8, contentType, accept, authorization, requestID string, body []byte) {
 		m := fuzzMethods[int(method)%len(fuzzMethods)]

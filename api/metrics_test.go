@@ -67,7 +67,7 @@ func TestMetricsCountOperationsByNameAndCode(t *testing.T) {
 		`taskql_graphql_operations_total{code="GRAPHQL_VALIDATION_FAILED",operation="anonymous",type="invalid"}`: "1",
 		`taskql_graphql_operations_total{code="COMPLEXITY_LIMIT_EXCEEDED",operation="anonymous",type="query"}`:   "1",
 		`taskql_graphql_operation_duration_seconds_count{operation="MyTasks",type="query"}`:                      "2",
-		`taskql_http_responses_total{route="/graphql",status="200"}`:                                             "5",
+		`taskql_http_responses_total{route="/graphql",status="200"}`:                                             "7",
 		`taskql_active_subscriptions`:                 "1",
 		`go_sql_max_open_connections{db_name="task"}`: "15",
 	} {

@@ -102,8 +102,9 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection.
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// Flush sends buffered data to the client, for streamed (@defer) answers:
-// gqlgen's multipart transport asks for an http.Flusher directly.
+// Flush sends buffered data to the client, for streamed (@defer) answers,
+// to callers that ask for an http.Flusher rather than going through
+// http.ResponseController.
 func (s *statusRecorder) Flush() {
 	http.NewResponseController(s.ResponseWriter).Flush()
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
@@ -22,7 +21,11 @@ const (
 
 // postTransport serves GraphQL over POST with a JSON body, and nothing
 // else: form and multipart bodies are refused before they get here, since a
-// browser sends those cross-site without a preflight.
+// browser sends those cross-site without a preflight. It is the only POST
+// transport, so every rule of serve holds for every client, the ones that
+// accept multipart/mixed (Apollo Client's @defer) included: gqlgen's own
+// multipart transport applied none of them (it streamed subscriptions past
+// token expiry and echoed bodies it could not decode).
 type postTransport struct{}
 
 func (postTransport) Supports(r *http.Request) bool {
@@ -34,12 +37,15 @@ func (postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	var params graphql.RawParams
 	dec := json.NewDecoder(r.Body)
 	dec.UseNumber()
+	// A body of the wrong shape (an array, a query that is not a string,
+	// variables that are not an object) fails to decode into RawParams.
+	// The message never quotes the body: it may be anything.
 	if err := dec.Decode(&params); err != nil || dec.More() {
 		writeErrors(w, media, http.StatusBadRequest, "the body must be one JSON object with a query (batches are not supported)")
 		return
 	}
 	params.Headers = r.Header
-	serve(w, r, exec, &params, media, false)
+	serve(w, r, exec, &params, media)
 }
 
 // getTransport serves queries (never mutations) in the URL's query string,
@@ -68,14 +74,23 @@ func (getTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 			}
 		}
 	}
-	serve(w, r, exec, &params, media, true)
+	serve(w, r, exec, &params, media)
 }
 
-// serve runs one operation. Documents that cannot run get the status the
-// GraphQL-over-HTTP spec gives them; a document that runs is 200 even
-// when a field fails, since the body then holds partial data.
-func serve(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, params *graphql.RawParams, media string, queryOnly bool) {
+// serve runs one operation. A request that is not a GraphQL request at
+// all is 400; documents that cannot run get the status statusFor gives
+// them; a document that runs is 200 even when a field fails, since the
+// body then holds partial data. Only queries run over GET, subscriptions
+// never run over HTTP (the websocket transport enforces token expiry and
+// the per-user caps, which a response stream would escape), and @defer is
+// answered incrementally to a POST that accepts multipart/mixed.
+func serve(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, params *graphql.RawParams, media string) {
 	ctx := r.Context()
+	if params.Query == "" && params.Extensions["persistedQuery"] == nil {
+		// Without a persisted-query hash the document is all there is.
+		writeErrors(w, media, http.StatusBadRequest, "a GraphQL request needs a query")
+		return
+	}
 	params.ReadTime = graphql.TraceTiming{Start: graphql.Now(), End: graphql.Now()}
 	opCtx, errs := exec.CreateOperationContext(ctx, params)
 	if errs != nil {
@@ -86,18 +101,24 @@ func serve(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, p
 		writeResponse(w, media, statusFor(errs, media), resp)
 		return
 	}
-	if op := opCtx.Operation; queryOnly && op != nil && op.Operation != ast.Query {
+	op := opCtx.Operation
+	if op != nil && op.Operation == ast.Subscription {
+		writeErrors(w, media, http.StatusBadRequest, "subscriptions are served over WebSocket (graphql-transport-ws) at /graphql, not over "+r.Method)
+		return
+	}
+	if op != nil && r.Method == http.MethodGet && op.Operation != ast.Query {
 		w.Header().Set("Allow", "POST")
 		writeErrors(w, media, http.StatusMethodNotAllowed, "GET requests can only run queries; send "+string(op.Operation)+"s with POST")
 		return
 	}
-	if op := opCtx.Operation; op != nil && op.Operation == ast.Subscription {
-		writeErrors(w, media, http.StatusBadRequest, "subscriptions are served over WebSocket")
-		return
-	}
 	if usesDefer(opCtx.Doc) {
-		// One JSON answer cannot carry the deferred parts.
-		writeErrors(w, media, http.StatusBadRequest, "@defer needs a POST that accepts multipart/mixed")
+		if r.Method != http.MethodPost || !acceptsMultipart(r) {
+			// One JSON answer cannot carry the deferred parts.
+			writeErrors(w, media, http.StatusBadRequest, "@defer needs a POST that accepts multipart/mixed")
+			return
+		}
+		responses, ctx := exec.DispatchOperation(ctx, opCtx)
+		writeIncremental(ctx, w, responses)
 		return
 	}
 	responses, ctx := exec.DispatchOperation(ctx, opCtx)
@@ -139,34 +160,22 @@ func usesDefer(doc *ast.QueryDocument) bool {
 	return false
 }
 
-// statusFor is the status of a document that could not run: 400 for a
-// document that does not parse, and for one that fails validation 422 under
-// application/json (as gqlgen answers) or 400 under the newer media type.
-// Other refusals (an unknown persisted-query hash) are 200 under
-// application/json, as Apollo clients expect, but 400 under
-// application/graphql-response+json: its clients rely on a response
-// without data never being 2xx.
-//
-// A document over a limit is 422 under application/json, as gqlgen answers,
-// and a refusal of the rate limiter 429 under either type.
+// statusFor is the status of a well-formed GraphQL request whose document
+// could not run: it failed to parse, to validate, to coerce its variables,
+// or to stay within the limits, or its persisted-query hash is unknown.
+// GraphQL over HTTP gives those 200 under application/json, which legacy
+// clients (and every Apollo version retrying a persisted query) expect,
+// and 400 under application/graphql-response+json, whose clients rely on a
+// response without data never being 2xx. A refusal of the rate limiter is
+// 429 under either type, so that clients and proxies back off.
 func statusFor(errs gqlerror.List, media string) int {
 	for _, err := range errs {
-		switch err.Extensions["code"] {
-		case errcode.ParseFailed:
-			return http.StatusBadRequest
-		case CodeRateLimited:
+		if err.Extensions["code"] == CodeRateLimited {
 			return http.StatusTooManyRequests
-		case CodeComplexityLimitExceeded:
-			if media == mediaJSON {
-				return http.StatusUnprocessableEntity
-			}
 		}
 	}
 	if media == mediaGraphQLResponse {
 		return http.StatusBadRequest
-	}
-	if errcode.GetErrorKind(errs) == errcode.KindProtocol {
-		return http.StatusUnprocessableEntity
 	}
 	return http.StatusOK
 }
@@ -248,8 +257,8 @@ func writeResponse(w http.ResponseWriter, media string, status int, resp *graphq
 // tasks in the profile (bench/README.md).
 func encodeResponse(resp *graphql.Response) ([][]byte, error) {
 	if resp.Data == nil || resp.Label != "" || resp.Path != nil || resp.HasNext != nil {
-		// Request errors, and incremental delivery (which these
-		// transports never produce).
+		// Request errors, and parts of an incremental answer (which
+		// writeIncremental writes itself, so they do not come here).
 		var body any = resp
 		if resp.Data == nil {
 			body = requestError{Errors: resp.Errors, Extensions: resp.Extensions}

@@ -76,14 +76,14 @@ func TestStatusCodesFollowGraphQLOverHTTP(t *testing.T) {
 			check: func(t *testing.T, r *response) { r.mustBeRequestError(t, http.StatusBadRequest, "") },
 		},
 		{
-			name: "a document that does not parse is 400 GRAPHQL_PARSE_FAILED",
+			name: "a document that does not parse is 200 GRAPHQL_PARSE_FAILED under application/json",
 			req:  request{Token: alice, Body: jsonBody(`{"query":"{ me { id "}`)},
 			check: func(t *testing.T, r *response) {
-				r.mustBeRequestError(t, http.StatusBadRequest, "GRAPHQL_PARSE_FAILED")
+				r.mustBeRequestError(t, http.StatusOK, "GRAPHQL_PARSE_FAILED")
 			},
 		},
 		{
-			name: "a document that does not parse is 400 under graphql-response+json too",
+			name: "a document that does not parse is 400 under graphql-response+json",
 			req:  request{Accept: mediaGraphQLResponse, Body: jsonBody(`{"query":"query {"}`)},
 			check: func(t *testing.T, r *response) {
 				r.mustBeRequestError(t, http.StatusBadRequest, "GRAPHQL_PARSE_FAILED")
@@ -91,18 +91,18 @@ func TestStatusCodesFollowGraphQLOverHTTP(t *testing.T) {
 			},
 		},
 		{
-			name: "an invalid document is 422 GRAPHQL_VALIDATION_FAILED under application/json",
+			name: "an invalid document is 200 GRAPHQL_VALIDATION_FAILED under application/json",
 			req:  request{Token: alice, Accept: mediaJSON, Body: jsonBody(`{"query":"{ me { id password } }"}`)},
 			check: func(t *testing.T, r *response) {
-				r.mustBeRequestError(t, http.StatusUnprocessableEntity, "GRAPHQL_VALIDATION_FAILED")
+				r.mustBeRequestError(t, http.StatusOK, "GRAPHQL_VALIDATION_FAILED")
 				wantMedia(t, r, mediaJSON)
 			},
 		},
 		{
-			name: "an invalid document is 422 without an Accept header",
+			name: "an invalid document is 200 without an Accept header",
 			req:  request{Body: jsonBody(`{"query":"{ nope }"}`)},
 			check: func(t *testing.T, r *response) {
-				r.mustBeRequestError(t, http.StatusUnprocessableEntity, "GRAPHQL_VALIDATION_FAILED")
+				r.mustBeRequestError(t, http.StatusOK, "GRAPHQL_VALIDATION_FAILED")
 				wantMedia(t, r, mediaJSON)
 			},
 		},
@@ -115,10 +115,18 @@ func TestStatusCodesFollowGraphQLOverHTTP(t *testing.T) {
 			},
 		},
 		{
-			name: "a variable of the wrong type fails validation",
+			name: "a variable of the wrong type fails validation, 200 under application/json",
 			req:  request{Token: alice, Body: jsonBody(`{"query":"query($n: Int) { tasks(first: $n) { totalCount } }","variables":{"n":"ten"}}`)},
 			check: func(t *testing.T, r *response) {
-				r.mustBeRequestError(t, http.StatusUnprocessableEntity, "GRAPHQL_VALIDATION_FAILED")
+				r.mustBeRequestError(t, http.StatusOK, "GRAPHQL_VALIDATION_FAILED")
+			},
+		},
+		{
+			name: "a variable that cannot be coerced is 400 under graphql-response+json",
+			req:  request{Accept: mediaGraphQLResponse, Body: jsonBody(`{"query":"query($id: ID!) { __typename }","variables":{"id":null}}`)},
+			check: func(t *testing.T, r *response) {
+				r.mustBeRequestError(t, http.StatusBadRequest, "GRAPHQL_VALIDATION_FAILED")
+				wantMedia(t, r, mediaGraphQLResponse)
 			},
 		},
 		{
@@ -387,7 +395,8 @@ func TestRequestErrorsHaveNoDataEntry(t *testing.T) {
 		{"415", request{ContentType: "text/plain", Body: jsonBody(`{}`)}},
 		{"400 body", request{Body: jsonBody(`nope`)}},
 		{"400 parse", request{Body: jsonBody(`{"query":"{"}`)}},
-		{"422 validation", request{Body: jsonBody(`{"query":"{ x }"}`)}},
+		{"200 validation", request{Body: jsonBody(`{"query":"{ x }"}`)}},
+		{"400 no query", request{Body: jsonBody(`{"qeury":"{ x }"}`)}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := srv.do(t, tt.req)
@@ -468,4 +477,169 @@ func wantBearerChallenge(t *testing.T, r *response) {
 	if got := r.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Bearer") {
 		t.Errorf("WWW-Authenticate = %q, want a Bearer challenge", got)
 	}
+}
+
+// TestBodiesThatAreNotGraphQLRequestsAre400 pins CONTRACT §3 and the
+// GraphQL-over-HTTP spec: a body that is not a GraphQL request at all is
+// 400 under either media type, and so is a parameter of the wrong type;
+// null stands for an absent optional parameter, and the hash of a
+// persisted query stands for the query.
+func TestBodiesThatAreNotGraphQLRequestsAre400(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, testutil.SQLite)
+	tests := []struct {
+		name string
+		body string
+		ok   bool
+	}{
+		{name: "an empty body", body: ``},
+		{name: "a body that is not JSON", body: `{ "not a JSON`},
+		{name: "null", body: `null`},
+		{name: "a string", body: `"{ __typename }"`},
+		{name: "a batch", body: `[{"query":"{ __typename }"}]`},
+		{name: "an object without query", body: `{"qeury":"{ __typename }"}`},
+		{name: "a null query", body: `{"query":null}`},
+		{name: "an empty query", body: `{"query":""}`},
+		{name: "an object query", body: `{"query":{"obj":"ect"}}`},
+		{name: "a number query", body: `{"query":0}`},
+		{name: "a boolean query", body: `{"query":false}`},
+		{name: "an array query", body: `{"query":["{ __typename }"]}`},
+		{name: "an object operationName", body: `{"query":"{ __typename }","operationName":{"obj":"ect"}}`},
+		{name: "a number operationName", body: `{"query":"{ __typename }","operationName":0}`},
+		{name: "a boolean operationName", body: `{"query":"{ __typename }","operationName":false}`},
+		{name: "an array operationName", body: `{"query":"{ __typename }","operationName":["a"]}`},
+		{name: "string variables", body: `{"query":"{ __typename }","variables":"string"}`},
+		{name: "number variables", body: `{"query":"{ __typename }","variables":0}`},
+		{name: "boolean variables", body: `{"query":"{ __typename }","variables":false}`},
+		{name: "array variables", body: `{"query":"{ __typename }","variables":["array"]}`},
+		{name: "string extensions", body: `{"query":"{ __typename }","extensions":"string"}`},
+		{name: "number extensions", body: `{"query":"{ __typename }","extensions":0}`},
+		{name: "boolean extensions", body: `{"query":"{ __typename }","extensions":false}`},
+		{name: "array extensions", body: `{"query":"{ __typename }","extensions":["array"]}`},
+		{name: "null variables, operationName and extensions are absent ones", body: `{"query":"{ __typename }","variables":null,"operationName":null,"extensions":null}`, ok: true},
+		{name: "extensions this server does not know are ignored", body: `{"query":"{ __typename }","extensions":{"some":"value"}}`, ok: true},
+	}
+	for _, tt := range tests {
+		for _, media := range []string{mediaJSON, mediaGraphQLResponse} {
+			t.Run(tt.name+" as "+media, func(t *testing.T) {
+				t.Parallel()
+				r := srv.do(t, request{Accept: media, Body: jsonBody(tt.body)})
+				wantMedia(t, r, media)
+				if tt.ok {
+					r.mustOK(t, nil)
+					return
+				}
+				r.mustBeRequestError(t, http.StatusBadRequest, "")
+				if tt.body != "" && strings.Contains(string(r.Body), tt.body) {
+					t.Errorf("the error echoes the body: %s", r.Body)
+				}
+			})
+		}
+	}
+	t.Run("a GET without query is 400", func(t *testing.T) {
+		t.Parallel()
+		srv.do(t, request{Method: http.MethodGet, Path: "/graphql?operationName=A"}).mustBeRequestError(t, http.StatusBadRequest, "")
+	})
+	t.Run("a GET whose variables are not an object is 400", func(t *testing.T) {
+		t.Parallel()
+		srv.do(t, request{Method: http.MethodGet, Path: "/graphql?query=%7B__typename%7D&variables=%5B1%5D"}).mustBeRequestError(t, http.StatusBadRequest, "")
+	})
+}
+
+// TestDocumentsThatCannotRunFollowTheResponseMediaType pins statusFor
+// through the server: a well-formed request whose document fails to parse,
+// to validate, to coerce its variables or to stay within the limits, or
+// whose persisted query is unknown, is 200 with errors for clients that
+// accept only application/json and 400 under
+// application/graphql-response+json; either way it has no data entry.
+func TestDocumentsThatCannotRunFollowTheResponseMediaType(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, testutil.SQLite, func(c *api.Config) { c.Limits.MaxDepth = 3 })
+	tests := []struct {
+		name, body, code string
+	}{
+		{"a parse failure", `{"query":"{"}`, "GRAPHQL_PARSE_FAILED"},
+		{"a validation failure", `{"query":"{ nope }"}`, "GRAPHQL_VALIDATION_FAILED"},
+		{"an unknown operationName", `{"query":"query A { __typename }","operationName":"B"}`, "GRAPHQL_VALIDATION_FAILED"},
+		{"a variable coercion failure", `{"query":"query CoerceFailure($id: ID!) { __typename }","variables":{"id":null}}`, "GRAPHQL_VALIDATION_FAILED"},
+		{"a document over a limit", `{"query":"{ __schema { types { fields { name } } } }"}`, api.CodeComplexityLimitExceeded},
+		{"an unknown persisted query", `{"extensions":{"persistedQuery":{"version":1,"sha256Hash":"` + sha256Hex("{ __typename }") + `"}}}`, "PERSISTED_QUERY_NOT_FOUND"},
+	}
+	for _, tt := range tests {
+		for media, status := range map[string]int{mediaJSON: http.StatusOK, mediaGraphQLResponse: http.StatusBadRequest} {
+			t.Run(tt.name+" as "+media, func(t *testing.T) {
+				t.Parallel()
+				r := srv.do(t, request{Accept: media, Body: jsonBody(tt.body)})
+				r.mustBeRequestError(t, status, tt.code)
+				wantMedia(t, r, media)
+			})
+		}
+	}
+}
+
+// TestSubscriptionsAreRefusedOverHTTP pins that subscriptions run over the
+// websocket only, where token expiry and the per-user caps hold: over HTTP
+// they are a 400 that names the websocket, whatever the client accepts
+// (gqlgen's multipart transport used to stream them without end).
+func TestSubscriptionsAreRefusedOverHTTP(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, testutil.SQLite)
+	alice := mint(t, "alice")
+	const sub = `subscription { taskChanged { kind task { id } } }`
+	body := mustJSON(t, map[string]any{"query": sub})
+	tests := []struct {
+		name string
+		req  request
+	}{
+		{"POST accepting multipart/mixed (Apollo's multipart subscriptions)", request{Token: alice, Accept: `multipart/mixed;boundary="graphql";subscriptionSpec=1.0,application/json`, Body: jsonBody(body)}},
+		{"POST accepting multipart/mixed for @defer", request{Token: alice, Accept: "multipart/mixed;deferSpec=20220824, application/json", Body: jsonBody(body)}},
+		{"POST accepting application/json", request{Token: alice, Body: jsonBody(body)}},
+		{"POST accepting graphql-response+json", request{Token: alice, Accept: mediaGraphQLResponse, Body: jsonBody(body)}},
+		{"GET", request{Method: http.MethodGet, Token: alice, Path: "/graphql?query=" + urlEscape(sub)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := srv.do(t, tt.req)
+			r.mustBeRequestError(t, http.StatusBadRequest, "")
+			if !strings.Contains(strings.ToLower(r.Errors[0].Message), "websocket") {
+				t.Errorf("the error does not name the websocket: %s", r.Body)
+			}
+		})
+	}
+}
+
+// TestMultipartClientsGetEveryHTTPRule pins that a client accepting
+// multipart/mixed goes through the same rules as any other: a body that
+// is not one JSON object is 400 without the body in the answer or the log,
+// a query without @defer is one JSON answer, and so on.
+func TestMultipartClientsGetEveryHTTPRule(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, testutil.SQLite)
+	alice := mint(t, "alice")
+	const accept = "multipart/mixed;deferSpec=20220824, application/json"
+	const marker = "d0cafe5ecre7"
+
+	t.Run("a JSON array body is 400 and neither the answer nor the log holds it", func(t *testing.T) {
+		body := `[{"query":"{ __typename }","variables":{"x":"` + marker + `"}}]`
+		r := srv.do(t, request{Token: alice, Accept: accept, Body: jsonBody(body)})
+		r.mustBeRequestError(t, http.StatusBadRequest, "")
+		for where, text := range map[string]string{"answer": string(r.Body), "log": srv.Log.String()} {
+			if strings.Contains(text, marker) || strings.Contains(text, "RawParams") {
+				t.Errorf("the %s holds the body or graphql.RawParams: %s", where, text)
+			}
+		}
+	})
+	t.Run("a query without @defer is one JSON answer", func(t *testing.T) {
+		r := srv.do(t, request{Token: alice, Accept: accept, Body: jsonBody(`{"query":"{ me { id } }"}`)})
+		r.mustOK(t, nil)
+		wantMedia(t, r, mediaJSON)
+	})
+	t.Run("a parse failure is 200 with errors", func(t *testing.T) {
+		srv.do(t, request{Token: alice, Accept: accept, Body: jsonBody(`{"query":"{"}`)}).mustBeRequestError(t, http.StatusOK, "GRAPHQL_PARSE_FAILED")
+	})
+	t.Run("a token that fails verification is 401", func(t *testing.T) {
+		srv.do(t, request{Token: "garbage", Accept: accept, Body: jsonBody(`{"query":"{ me { id ... @defer { email } } }"}`)}).
+			mustBeRequestError(t, http.StatusUnauthorized, api.CodeUnauthenticated)
+	})
 }
