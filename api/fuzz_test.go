@@ -62,6 +62,23 @@ func FuzzHandler(f *testing.F) {
 		f.Add(uint8(0), "application/json", multipart, bearer, "", []byte(body))
 	}
 	f.Add(uint8(1), "", multipart, bearer, "", []byte("query=subscription%7BtaskChanged%7Bkind%7D%7D"))
+	// And its documents that cost the server: introspection fragments
+	// nested into each other, wide sets, fragments doubling, long
+	// searches, a fragment cycle.
+	for _, doc := range []string{
+		"fragment S on __Schema { " + repeated(4, "t%d: types { ...FullType }") + "} { " + repeated(6, "a%d: __schema { ...S }") + "} " + introspectionFragments,
+		"{ " + strings.Repeat("__typename ", 300) + "}",
+		"{ tasks { nodes { " + repeated(100, "t%d: title") + "} } }",
+		doublingFragments(20, "tasks(first: 100) { nodes { id } }"),
+		"{ " + repeated(3, "s%d: tasks(first: 1, filter: {search: \""+strings.Repeat("a", 199)+"b\"}) { nodes { id } }") + "}",
+		"fragment A on Query { ...B } fragment B on Query { ...A } { ...A }",
+	} {
+		body, err := json.Marshal(map[string]string{"query": doc})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(uint8(0), "application/json", "application/json", bearer, "", body)
+	}
 
 	f.Fuzz(func(t *testing.T, method uint8, contentType, accept, authorization, requestID string, body []byte) {
 		m := fuzzMethods[int(method)%len(fuzzMethods)]

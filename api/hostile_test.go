@@ -15,19 +15,12 @@ import (
 )
 
 // The bounds of CONTRACT §7 on what one request may cost the server: about
-// 100 ms of CPU and 50 MB of memory, to answer or to refuse. The race
-// detector multiplies CPU time several times over.
+// 100 ms of CPU and 50 MB of memory, to answer or to refuse.
 const (
+	maxRequestCPU   = 100 * time.Millisecond
 	maxRequestBytes = 50 << 20
 	maxAnswerBytes  = 10 << 20
 )
-
-func maxRequestCPU() time.Duration {
-	if testutil.Race {
-		return time.Second
-	}
-	return 100 * time.Millisecond
-}
 
 // introspectionFragments are the fragments of the standard introspection
 // query, for documents that spread them in shapes of their own.
@@ -111,8 +104,10 @@ func TestHostileDocumentsCostABoundedAmount(t *testing.T) {
 			} else if len(r.Errors) > 0 || !r.HasData() {
 				t.Errorf("want an answer, got %d: %.300s", r.Status, r.Body)
 			}
-			if cost.CPU > maxRequestCPU() {
-				t.Errorf("the request cost %v of CPU, above %v", cost.CPU, maxRequestCPU())
+			// The race detector multiplies CPU time unevenly (twentyfold
+			// in SQLite's code): the bound holds without it.
+			if cost.CPU > maxRequestCPU && !testutil.Race {
+				t.Errorf("the request cost %v of CPU, above %v", cost.CPU, maxRequestCPU)
 			}
 			if cost.Bytes > maxRequestBytes {
 				t.Errorf("the request allocated %d bytes, above %d", cost.Bytes, maxRequestBytes)

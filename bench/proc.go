@@ -293,6 +293,13 @@ func startServer(ctx context.Context, bin, dir, databaseURL, secret string, env 
 		"LISTEN_ADDR":     addr,
 		"PATH":            os.Getenv("PATH"),
 		"HOME":            os.Getenv("HOME"),
+		// A policy, not a performance setting: the load generator runs
+		// thousands of requests a second as one user (the deep pages of
+		// one big user), which the default budget of each user refuses,
+		// as it should refuse a real client doing that. Every other
+		// setting is the default.
+		"COST_BUDGET":            "1000000000000",
+		"COST_REFILL_PER_SECOND": "1000000000000",
 	}
 	for k, v := range env {
 		vars[k] = v
