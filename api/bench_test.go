@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -112,3 +114,40 @@ func BenchmarkListTasksCounted(b *testing.B) { benchPost(b, benchCount) }
 
 // BenchmarkCreateTask is the write of the load test.
 func BenchmarkCreateTask(b *testing.B) { benchPost(b, benchCreate) }
+
+// BenchmarkNewDocumentUnderTheSizeLimits validates, each iteration anew
+// (one alias changes, so the parsed-document cache never holds it), the
+// worst document we could build under the selection limits: as many
+// fields as allowed, in sets as wide as allowed, each all of one name, the
+// case that makes gqlparser's overlapping-fields rule quadratic (merging
+// same-named fields' sets costs the same: the width bound is on the
+// merged set). The
+// standard introspection query, also anew each time, is the baseline of
+// the same run; compare their cpu-ns/op.
+func BenchmarkNewDocumentUnderTheSizeLimits(b *testing.B) {
+	widest := repeated((api.DefaultMaxSelections-1)/(api.DefaultMaxSetSelections+2),
+		"a%d: __schema { queryType { "+strings.Repeat("name ", api.DefaultMaxSetSelections)+"} }")
+	for _, bb := range []struct{ name, doc string }{
+		{"standard introspection", strings.Replace(introspectionQuery, "queryType { name }", "queryType { n%d: name }", 1)},
+		{"widest sets, most selections", "{ x%d: __typename " + widest + "}"},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			h := api.New(api.Config{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+			b.ReportAllocs()
+			defer testutil.ReportCPU(b)()
+			i := 0
+			for b.Loop() {
+				doc := strings.ReplaceAll(bb.doc, "%d", fmt.Sprint(i))
+				i++
+				body, _ := json.Marshal(map[string]string{"query": doc})
+				req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK || strings.Contains(rec.Body.String(), `"errors"`) {
+					b.Fatalf("status %d: %.300s", rec.Code, rec.Body)
+				}
+			}
+		})
+	}
+}

@@ -48,8 +48,8 @@ const (
 	DefaultMaxTokens = 10000
 	// DefaultMaxSelections and DefaultMaxSetSelections bound validation,
 	// whose overlapping-fields rule is quadratic in the fields of a set:
-	// the standard introspection query has about 100 selections, its
-	// largest set 15 fields once its fragments are expanded.
+	// the standard introspection query has about 300 fields expanded, its
+	// widest set 8.
 	DefaultMaxSelections    = 2000
 	DefaultMaxSetSelections = 250
 	// DefaultMaxResponseBytes is far above the largest answer within the
@@ -74,10 +74,10 @@ type Limits struct {
 	MaxDepth int
 	// MaxTokens bounds the tokens of a document, so that parsing is cheap.
 	MaxTokens int
-	// MaxSelections bounds the selections (fields, fragment spreads and
-	// inline fragments) a document holds, and MaxSetSelections the fields a
-	// selection set holds once its fragments are expanded: validation
-	// compares the fields of a set pairwise.
+	// MaxSelections bounds the fields of a document once its fragments
+	// are expanded, and MaxSetSelections the fields of a selection set
+	// once its fragments are expanded and the selections of same-named
+	// fields merged: validation compares those pairwise.
 	MaxSelections    int
 	MaxSetSelections int
 	// MaxResponseBytes bounds the size of an answer, whatever the cost

@@ -9,10 +9,11 @@ import (
 	"github.com/taskql/server/testutil"
 )
 
-// TestSelectionBoundsRefuseWideDocumentsBeforeValidation pins the linear
-// pass: selections are counted as written, and the fields of a set with
-// its fragments expanded, each fragment once; cycles end (validation
-// refuses them).
+// TestSelectionBoundsRefuseWideDocumentsBeforeValidation pins the pass
+// before validation: fields are counted with fragments expanded, as
+// written and at each spread, and a set's width with the selections of
+// same-named fields merged, as the overlapping-fields rule compares them;
+// cycles end (validation refuses them).
 func TestSelectionBoundsRefuseWideDocumentsBeforeValidation(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t, testutil.SQLite, func(c *api.Config) {
@@ -32,9 +33,14 @@ func TestSelectionBoundsRefuseWideDocumentsBeforeValidation(t *testing.T) {
 		{"a fragment spread twice counts twice",
 			"fragment F on Query { " + strings.Repeat("__typename ", 6) + "} { ...F ... on Query { ...F } }", api.CodeComplexityLimitExceeded},
 		{"nested sets count on their own", "{ __schema { types { name } queryType { name } } " + strings.Repeat("__typename ", 8) + "}", ""},
-		{"40 selections in sets of at most 8", "{ " + strings.Repeat("a: __schema { queryType { "+strings.Repeat("name ", 8)+"} } ", 4) + "}", api.CodeComplexityLimitExceeded},
-		{"a fragment definition counts once, whatever its spreads",
+		{"40 fields in sets of at most 8", "{ " + repeated(4, "a%d: __schema { queryType { "+strings.Repeat("name ", 8)+"} }") + "}", api.CodeComplexityLimitExceeded},
+		{"same-named fields' selections merge", "{ " + strings.Repeat("a: __schema { queryType { "+strings.Repeat("name ", 4)+"} } ", 3) + "}", api.CodeComplexityLimitExceeded},
+		{"differently named ones do not", "{ " + repeated(3, "a%d: __schema { queryType { "+strings.Repeat("name ", 4)+"} }") + "}", ""},
+		{"a fragment counts as written and at each spread: 8 + 2 × (1 + 8)",
 			"fragment F on __Type { " + strings.Repeat("name ", 8) + "} { a: __type(name: \"Task\") { ...F } b: __type(name: \"Task\") { ...F } }", ""},
+		{"and so past the limit: 8 + 3 × (1 + 8)",
+			"fragment F on __Type { " + strings.Repeat("name ", 8) + "} { " + repeated(3, "a%d: __type(name: \"Task\") { ...F }") + "}", api.CodeComplexityLimitExceeded},
+		{"fragments doubling 40 times are refused without expanding them", doublingFragments(40, "__typename"), api.CodeComplexityLimitExceeded},
 		{"an unused fragment counts too", "fragment F on Query { " + strings.Repeat("__typename ", 11) + "} { __typename }", api.CodeComplexityLimitExceeded},
 		{"a fragment cycle ends", "fragment A on Query { ...B } fragment B on Query { ...A } { ...A }", "GRAPHQL_VALIDATION_FAILED"},
 	} {
