@@ -394,7 +394,7 @@ func TestWebsocketRunsQueriesAndMutations(t *testing.T) {
 	srv.waitSubscribers(t, 0)
 }
 
-func TestSlowSubscriberIsClosedWithAnError(t *testing.T) {
+func TestSlowSubscriberEndsWithEventsMissed(t *testing.T) {
 	db := testutil.NewDB(t, testutil.SQLite)
 	tasks := model.NewTasks(db)
 	bus := &events.Local{Hub: events.Hub{Buffer: 1}}
@@ -428,7 +428,7 @@ func TestSlowSubscriberIsClosedWithAnError(t *testing.T) {
 		if msg.Type != "error" || msg.ID != "1" || json.Unmarshal(msg.Payload, &errs) != nil || len(errs) != 1 {
 			t.Fatalf("want one error ending operation 1, got %s %s", msg.Type, msg.Payload)
 		}
-		if errs[0].Code() != api.CodeSlowSubscriber || errs[0].Message != "subscription closed: client too slow, 2 events behind — resubscribe" {
+		if errs[0].Code() != api.CodeEventsMissed || errs[0].Message != "events missed: the client read too slowly, 2 events behind — refetch and resubscribe" {
 			t.Fatalf("got error %+v", errs[0])
 		}
 		break
