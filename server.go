@@ -137,11 +137,14 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	handler := api.New(api.Config{
 		Tasks:    tasks,
 		Verifier: verifier,
+		// Readiness answers from what the last request's statements saw,
+		// so that probes of an idle server never wake a serverless
+		// database; it pings only after a failure (model.Health).
 		Ready: func(ctx context.Context) error {
 			if draining.Load() {
 				return errors.New("shutting down")
 			}
-			return db.PingContext(ctx)
+			return tasks.Health().Ready(ctx)
 		},
 		Logger:             log,
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,

@@ -127,6 +127,7 @@ func (s *Tasks) mutate(ctx context.Context, kind ChangeKind, userID string, q sc
 	}
 	run := func(ctx context.Context, conn querier, extra ...any) ([]*Task, error) {
 		rows, err := conn.QueryContext(ctx, text, b.queryArgs()...)
+		b.report(ctx, err)
 		if err != nil {
 			return nil, err
 		}
@@ -173,6 +174,8 @@ func (s *Tasks) mutate(ctx context.Context, kind ChangeKind, userID string, q sc
 		return nil
 	})
 	if err != nil {
+		// BEGIN, pg_notify or COMMIT may fail after the statement did not.
+		b.report(ctx, err)
 		return nil, err
 	}
 	if len(changes) > 0 {
