@@ -162,16 +162,18 @@ func (h *Hub) Close() {
 }
 
 // endAll ends every open subscription with err, and returns how many it
-// ended: what a bus does when its stream has a gap it cannot replay.
+// ended: what a bus does when its stream has a gap it cannot replay. It
+// does not call onEmpty: the bus that calls it has nothing left to linger.
 func (h *Hub) endAll(err error) int {
 	h.mu.Lock()
-	defer h.unlockAndNotify()
+	defer h.mu.Unlock()
 	n := h.count
 	for _, subs := range h.subs {
 		for s := range subs {
 			h.endLocked(s, err)
 		}
 	}
+	h.emptied = false
 	return n
 }
 

@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"reflect"
@@ -173,32 +174,159 @@ func TestPostgresBusPublishesInTheTransaction(t *testing.T) {
 	}
 }
 
-func TestPostgresBusListensAgainAfterLosingItsConnection(t *testing.T) {
-	db := testutil.NewDB(t, testutil.Postgres)
+func TestPostgresBusListensOnlyWhileItHasSubscribers(t *testing.T) {
+	testutil.NewDB(t, testutil.Postgres) // skips without PostgreSQL
+	const linger = 300 * time.Millisecond
 	channel := uniqueChannel(t)
-	bus := newPostgresBus(t, channel)
+	bus := newPostgresBus(t, channel, func(p *events.Postgres) { p.Linger = linger })
+
+	// Start's check of the URL lingers like a last subscriber, then goes:
+	// with no subscriber, the bus has no connection at all.
+	listenBackends(t, bus, 0)
+	if bus.Listening() {
+		t.Fatal("the bus says it listens with no connection")
+	}
+
+	subscribe := func(user string) (*events.Subscription, context.CancelFunc) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(testutil.AsUser(user))
+		sub, err := bus.Subscribe(ctx)
+		if err != nil {
+			t.Fatalf("subscribe %s: %v", user, err)
+		}
+		return sub, cancel
+	}
+	onlyBackend := func(what string) testutil.Backend {
+		t.Helper()
+		backends := testutil.BusBackends(t, bus)
+		if len(backends) != 1 {
+			t.Fatalf("%s: the bus has %d sessions, want 1: %+v", what, len(backends), backends)
+		}
+		for _, b := range backends {
+			return b
+		}
+		panic("unreachable")
+	}
+
+	// The first subscriber opens LISTEN, in place when Subscribe returns.
+	alice, leaveAlice := subscribe("alice")
+	first := onlyBackend("the first subscriber")
+	if first.Query != `LISTEN "`+channel+`"` {
+		t.Fatalf("the bus's session last ran %q, want LISTEN", first.Query)
+	}
+	// Others share it.
+	bob, leaveBob := subscribe("bob")
+	if b := onlyBackend("a second subscriber"); b.PID != first.PID {
+		t.Fatalf("a second subscriber opened session %d beside %d", b.PID, first.PID)
+	}
+	leaveAlice()
+	ended(t, alice)
+	time.Sleep(2 * linger)
+	if b := onlyBackend("one subscriber left"); b.PID != first.PID {
+		t.Fatalf("the connection changed to %d while bob was subscribed", b.PID)
+	}
+	// The last one leaves: LISTEN lingers, then closes.
+	leaveBob()
+	ended(t, bob)
+	left := time.Now()
+	onlyBackend("just after the last subscriber left")
+	listenBackends(t, bus, 0)
+	t.Logf("LISTEN closed %v after the last subscriber left (Linger %v)", time.Since(left).Round(time.Millisecond), linger)
+	if since := time.Since(left); since < linger {
+		t.Errorf("LISTEN closed %v after the last subscriber left, before its linger of %v", since, linger)
+	}
+
+	// A subscriber that comes back within the linger finds it open.
+	carol, leaveCarol := subscribe("carol")
+	again := onlyBackend("a new first subscriber")
+	leaveCarol()
+	ended(t, carol)
+	time.Sleep(linger / 3)
+	_, leaveCarol = subscribe("carol")
+	defer leaveCarol()
+	if b := onlyBackend("a subscriber back within the linger"); b.PID != again.PID {
+		t.Fatalf("a subscriber back within the linger opened session %d instead of keeping %d", b.PID, again.PID)
+	}
+}
+
+func TestPostgresBusSubscribeReturnsOnceLISTENIsInPlace(t *testing.T) {
+	db := testutil.NewDB(t, testutil.Postgres)
+	bus := newPostgresBus(t, uniqueChannel(t), func(p *events.Postgres) { p.Linger = 20 * time.Millisecond })
 	store := model.NewTasks(db)
 	store.PublishTo(bus)
-	ctx := testutil.AsUser("alice")
-	sub, _ := bus.Subscribe(ctx)
-
-	// What a database restart does to the listener, to it alone: the
-	// shared test database stays up for the other tests.
-	var killed int
-	err := db.NewRaw(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = ?`,
-		`LISTEN "`+channel+`"`).Scan(context.Background(), &killed)
-	if err != nil || killed != 1 {
-		t.Fatalf("terminate the listener: %v (%d terminated)", err, killed)
+	// Each round opens LISTEN afresh and commits a change the moment
+	// Subscribe returns: it must arrive.
+	for round := range 5 {
+		listenBackends(t, bus, 0)
+		ctx, cancel := context.WithCancel(testutil.AsUser("alice"))
+		sub, err := bus.Subscribe(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		created, err := store.Create(ctx, model.CreateTaskInput{Title: fmt.Sprintf("round %d", round)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := receive(t, sub); got.Task.ID != created.ID {
+			t.Fatalf("round %d: got task %d, want %d, committed just after Subscribe returned", round, got.Task.ID, created.ID)
+		}
+		cancel()
 	}
-	waitFor(t, "the listener to notice", func() bool { return !bus.Listening() })
-	waitFor(t, "the listener to reconnect", bus.Listening)
+}
 
-	created, err := store.Create(ctx, model.CreateTaskInput{Title: "after the reconnect"})
+func TestPostgresBusEndsSubscriptionsWithEventsMissedWhenLISTENIsLost(t *testing.T) {
+	db := testutil.NewDB(t, testutil.Postgres)
+	bus := newPostgresBus(t, uniqueChannel(t), func(p *events.Postgres) { p.Linger = 100 * time.Millisecond })
+	store := model.NewTasks(db)
+	store.PublishTo(bus)
+	alice, _ := bus.Subscribe(testutil.AsUser("alice"))
+	bob, _ := bus.Subscribe(testutil.AsUser("bob"))
+
+	// What a database restart or a suspending compute does to the
+	// listener, to it alone: the shared test database stays up.
+	if n := testutil.TerminateBus(t, bus); n != 1 {
+		t.Fatalf("terminated %d sessions of the bus, want its one LISTEN", n)
+	}
+	for name, sub := range map[string]*events.Subscription{"alice": alice, "bob": bob} {
+		var missed *model.EventsMissedError
+		if err := ended(t, sub); !errors.As(err, &missed) || missed.Behind != 0 {
+			t.Fatalf("%s's subscription ended with %v, want an EventsMissedError of the server", name, err)
+		}
+		if want := "events missed: the server lost its connection to the change stream — refetch and resubscribe"; missed.Error() != want {
+			t.Errorf("message %q, want %q", missed.Error(), want)
+		}
+	}
+	if n := bus.Subscribers(); n != 0 {
+		t.Fatalf("%d subscriptions still open after LISTEN was lost", n)
+	}
+
+	// Nothing reconnects by itself: that would wake a database that just
+	// suspended.
+	const quiet = 3 * time.Second
+	reconnects := 0
+	for deadline := time.Now().Add(quiet); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if len(testutil.BusBackends(t, bus)) > 0 || bus.Listening() {
+			reconnects++
+		}
+	}
+	t.Logf("samples with a connection of the bus in the %v after LISTEN was lost, with no subscriber: %d", quiet, reconnects)
+	if reconnects > 0 {
+		t.Fatalf("the bus reconnected by itself after LISTEN was lost (%d of 30 samples)", reconnects)
+	}
+
+	// The next subscriber listens again, and hears.
+	ctx := testutil.AsUser("alice")
+	sub, err := bus.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listenBackends(t, bus, 1)
+	created, err := store.Create(ctx, model.CreateTaskInput{Title: "after LISTEN was lost"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := receive(t, sub); got.Task.ID != created.ID {
-		t.Fatalf("got %+v, want the task made after the reconnect", got.Task)
+		t.Fatalf("got %+v, want the task made after the new subscription", got.Task)
 	}
 }
 
