@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -374,4 +375,146 @@ func TestPostgresBusStartRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPostgresBusNeverLeavesASilentGap terminates one instance's LISTEN
+// while another instance writes: each subscriber either receives every
+// change, in commit order, or a run of them without a hole and then
+// EVENTS_MISSED; a subscriber of an instance that kept LISTEN receives
+// every change, and one that subscribes after the loss every change
+// committed after it subscribed.
+func TestPostgresBusNeverLeavesASilentGap(t *testing.T) {
+	db := testutil.NewDB(t, testutil.Postgres)
+	channel := uniqueChannel(t)
+	losing, keeping, writing := newPostgresBus(t, channel), newPostgresBus(t, channel), newPostgresBus(t, channel)
+	writer := model.NewTasks(db)
+	writer.PublishTo(writing)
+	ctx := testutil.AsUser("alice")
+
+	// outcome is what one subscriber read until its stream ended.
+	type outcome struct {
+		ids []int64
+		err error
+	}
+	read := func(sub *events.Subscription) <-chan outcome {
+		out := make(chan outcome, 1)
+		go func() {
+			var o outcome
+			for c := range sub.Changes() {
+				o.ids = append(o.ids, c.Task.ID)
+			}
+			o.err = sub.Err()
+			out <- o
+		}()
+		return out
+	}
+	subCtx, endSubs := context.WithCancel(ctx)
+	defer endSubs()
+	type subscriber struct {
+		name string
+		out  <-chan outcome
+		// from is how many creates were acknowledged when it subscribed.
+		from int
+	}
+	var subs []subscriber
+	for i := range 3 {
+		sub, err := losing.Subscribe(subCtx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, subscriber{name: fmt.Sprintf("subscriber %d of the instance that loses LISTEN", i), out: read(sub)})
+	}
+	sub, err := keeping.Subscribe(subCtx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs = append(subs, subscriber{name: "the subscriber of the instance that keeps LISTEN", out: read(sub)})
+
+	// One writer, one create at a time: commit order is id order.
+	const creates, terminateAt = 300, 100
+	var (
+		mu  sync.Mutex
+		ids []int64
+	)
+	acked := func() int { mu.Lock(); defer mu.Unlock(); return len(ids) }
+	writerDone := make(chan error, 1)
+	go func() {
+		for i := range creates {
+			task, err := writer.Create(ctx, model.CreateTaskInput{Title: fmt.Sprintf("task %d", i)})
+			if err != nil {
+				writerDone <- err
+				return
+			}
+			mu.Lock()
+			ids = append(ids, task.ID)
+			mu.Unlock()
+			time.Sleep(2 * time.Millisecond)
+		}
+		writerDone <- nil
+	}()
+	waitFor(t, "the first creates", func() bool { return acked() >= terminateAt })
+	if n := testutil.TerminateBus(t, losing); n != 1 {
+		t.Fatalf("terminated %d sessions of the losing instance, want its LISTEN", n)
+	}
+	waitFor(t, "the losing instance to notice", func() bool { return losing.Subscribers() == 0 })
+	// A subscriber after the loss, while the writer goes on.
+	late, err := losing.Subscribe(subCtx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs = append(subs, subscriber{name: "a subscriber of the losing instance after the loss", out: read(late), from: acked()})
+	if err := <-writerDone; err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if acked() <= subs[len(subs)-1].from {
+		t.Fatal("the writer finished before the late subscriber could hear anything")
+	}
+	// Every change is out; the open streams end with the context.
+	time.Sleep(500 * time.Millisecond)
+	endSubs()
+
+	missedCount, completeCount := 0, 0
+	for _, s := range subs {
+		var o outcome
+		select {
+		case o = <-s.out:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the stream did not end", s.name)
+		}
+		var missed *model.EventsMissedError
+		switch {
+		case errors.As(o.err, &missed):
+			missedCount++
+		case o.err == nil:
+			completeCount++
+		default:
+			t.Fatalf("%s: ended with %v", s.name, o.err)
+		}
+		// What it received is a run of the commits without a hole: from
+		// the first commit (or, for the late one, from no later than its
+		// subscription) to the last, unless EVENTS_MISSED cut it short.
+		start := slices.Index(ids, firstOr(o.ids, -1))
+		if len(o.ids) > 0 && (start < 0 || !slices.Equal(o.ids, ids[start:min(start+len(o.ids), len(ids))])) {
+			t.Fatalf("%s: received %d changes with a hole or out of order", s.name, len(o.ids))
+		}
+		if start > s.from || (start < 0 && o.err == nil) {
+			t.Fatalf("%s: missed the changes committed after it subscribed (the first it got was commit %d of %d, it subscribed after %d)",
+				s.name, start, len(ids), s.from)
+		}
+		if o.err == nil && start+len(o.ids) != len(ids) {
+			t.Fatalf("%s: received %d of the %d changes after its first, without EVENTS_MISSED", s.name, len(o.ids), len(ids)-start)
+		}
+		t.Logf("%s: %d changes in order, then %v", s.name, len(o.ids), o.err)
+	}
+	if missedCount != 3 || completeCount != 2 {
+		t.Fatalf("%d subscriptions ended with EVENTS_MISSED and %d got every change, want 3 and 2", missedCount, completeCount)
+	}
+}
+
+// firstOr returns the first of s, or def when s is empty.
+func firstOr[T any](s []T, def T) T {
+	if len(s) == 0 {
+		return def
+	}
+	return s[0]
 }
