@@ -37,9 +37,11 @@ func TestDeferIsStreamedOrRefused(t *testing.T) {
 		}
 		// The bytes Apollo Client parses, as gqlgen's MultipartMixed wrote
 		// them: the initial payload, then the deferred part in
-		// "incremental", then the closing boundary.
+		// "incremental", then the closing boundary. The cost is on the
+		// first part only.
 		want := "---\r\nContent-Type: application/json\r\n\r\n" +
-			`{"data":{"me":{"id":"alice","email":null}},"hasNext":true}` + "\r\n---\r\n" +
+			`{"data":{"me":{"id":"alice","email":null}},"hasNext":true,` +
+			`"extensions":{"cost":{"budget":{"capacity":50000,"refillPerSecond":10000,"remaining":49947},"limit":5000,"requested":53}}}` + "\r\n---\r\n" +
 			"Content-Type: application/json\r\n\r\n" +
 			`{"incremental":[{"data":{"email":"alice@example.com"},"path":["me"],"hasNext":false}],"hasNext":false}` + "\r\n-----\r\n"
 		if string(body) != want {
