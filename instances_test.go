@@ -17,11 +17,12 @@ import (
 	"github.com/taskql/server/testutil/gqlws"
 )
 
-// TestInstancesShareChangesAndResumeAfterARestart runs two server
+// TestInstancesShareChangesAndResubscribeAfterARestart runs two server
 // processes on one PostgreSQL: a subscription on the first hears the
-// mutations made on the second, keeps hearing them after PostgreSQL
-// restarts, and ends with 1001 when its server shuts down.
-func TestInstancesShareChangesAndResumeAfterARestart(t *testing.T) {
+// mutations made on the second; when PostgreSQL restarts it ends with
+// EVENTS_MISSED, and a new one hears them again; the websocket ends with
+// 1001 when its server shuts down.
+func TestInstancesShareChangesAndResubscribeAfterARestart(t *testing.T) {
 	t.Parallel()
 	pg := testutil.StartPostgresCluster(t)
 	bin, err := testutil.BuildServer(t.TempDir())
@@ -111,13 +112,26 @@ func TestInstancesShareChangesAndResumeAfterARestart(t *testing.T) {
 	}
 	inOrder("across instances")
 
-	// Every connection to the database drops. The subscription stays
-	// open, and hears changes again once the listener is back.
+	// Every connection to the database drops. Changes committed while the
+	// first instance's LISTEN was gone were never heard, so its
+	// subscription ends with EVENTS_MISSED; the client resubscribes, which
+	// listens again, and hears changes again.
 	pg.Restart(t)
-	heard("after the restart")
-	if !strings.Contains(first.log.String(), "task change listener reconnected") {
-		t.Fatalf("the first instance's listener did not report reconnecting:\n%s", first.log)
+	select {
+	case msg := <-messages:
+		if msg.ID != "1" || msg.Type != "error" || !strings.Contains(string(msg.Payload), `"code":"EVENTS_MISSED"`) {
+			t.Fatalf("after the restart: got %s %s, want error EVENTS_MISSED ending operation 1", msg.Type, msg.Payload)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the subscription did not end with EVENTS_MISSED after the restart:\n%s", first.log)
 	}
+	if !strings.Contains(first.log.String(), "task change listener lost its connection") {
+		t.Fatalf("the first instance's listener did not report its loss:\n%s", first.log)
+	}
+	if err := ws.Subscribe(ctx, "2", `subscription { taskChanged { kind task { id title } } }`, nil); err != nil {
+		t.Fatal(err)
+	}
+	heard("after the restart")
 	inOrder("after the restart")
 
 	// Shutting down with the websocket open: it is closed with 1001 and

@@ -125,7 +125,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	// Mutations publish their committed changes to the event bus, which
 	// feeds the taskChanged subscriptions.
 	tasks := model.NewTasks(db)
-	bus, err := newEventBus(bootCtx, cfg, db, log)
+	bus, err := newEventBus(bootCtx, cfg, db, tasks.Health(), log)
 	if err != nil {
 		return err
 	}
@@ -137,11 +137,14 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	handler := api.New(api.Config{
 		Tasks:    tasks,
 		Verifier: verifier,
+		// Readiness answers from what the last request's statements saw,
+		// so that probes of an idle server never wake a serverless
+		// database; it pings only after a failure (model.Health).
 		Ready: func(ctx context.Context) error {
 			if draining.Load() {
 				return errors.New("shutting down")
 			}
-			return db.PingContext(ctx)
+			return tasks.Health().Ready(ctx)
 		},
 		Logger:             log,
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
@@ -201,12 +204,14 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 
 // newEventBus returns the event bus for the database: in process on
 // SQLite, where one instance serves; PostgreSQL's LISTEN/NOTIFY on the
-// direct URL otherwise, so that every instance hears every change.
-func newEventBus(ctx context.Context, cfg *config.Config, db *bun.DB, log *slog.Logger) (events.Bus, error) {
+// direct URL otherwise, so that every instance hears every change. The
+// PostgreSQL bus listens only while it has subscribers, and reports to
+// health whether opening LISTEN worked.
+func newEventBus(ctx context.Context, cfg *config.Config, db *bun.DB, health *model.Health, log *slog.Logger) (events.Bus, error) {
 	if db.Dialect().Name() != dialect.PG {
 		return &events.Local{}, nil
 	}
-	bus := &events.Postgres{URL: cfg.DirectURL, Logger: log}
+	bus := &events.Postgres{URL: cfg.DirectURL, Logger: log, Health: health}
 	if err := bus.Start(ctx); err != nil {
 		return nil, fmt.Errorf("DATABASE_DIRECT_URL: %w", err)
 	}

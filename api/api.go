@@ -32,8 +32,10 @@ type TokenVerifier interface {
 type Config struct {
 	Tasks    *model.Tasks
 	Verifier TokenVerifier
-	// Ready reports whether the server can serve: the database answers
-	// and it is not shutting down. Nil means always ready.
+	// Ready reports whether the server can serve: it is not shutting
+	// down and its last database work succeeded. It is called on every
+	// probe of /readyz, so it must not query an idle database (CONTRACT
+	// §3; see model.Health). Nil means always ready.
 	Ready func(context.Context) error
 	// Logger receives access and error logs; nil means slog.Default().
 	Logger *slog.Logger

@@ -22,9 +22,11 @@ const (
 	CodeConflict        = "CONFLICT"
 	CodeInternal        = "INTERNAL_SERVER_ERROR"
 
-	// CodeSlowSubscriber ends a subscription whose client read too
-	// slowly to keep up: it should refetch and resubscribe.
-	CodeSlowSubscriber = "SLOW_SUBSCRIBER"
+	// CodeEventsMissed ends a subscription whose change stream had a gap
+	// the server cannot replay (the client read too slowly, or the server
+	// lost its LISTEN connection): the client should refetch and
+	// resubscribe.
+	CodeEventsMissed = "EVENTS_MISSED"
 )
 
 // internalMessage is all a client learns of an unexpected error; the
@@ -48,7 +50,7 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		var (
 			invalid  *model.InvalidInputError
 			conflict *model.ConflictError
-			slow     *model.SlowSubscriberError
+			missed   *model.EventsMissedError
 			known    *gqlerror.Error
 		)
 		if errors.As(err, &known) {
@@ -68,9 +70,9 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		case errors.Is(err, model.ErrUnauthenticated):
 			gqlErr.Message = "authentication required"
 			gqlErr.Extensions = map[string]any{"code": CodeUnauthenticated}
-		case errors.As(err, &slow):
-			gqlErr.Message = slow.Error()
-			gqlErr.Extensions = map[string]any{"code": CodeSlowSubscriber}
+		case errors.As(err, &missed):
+			gqlErr.Message = missed.Error()
+			gqlErr.Extensions = map[string]any{"code": CodeEventsMissed}
 		case errors.As(err, &conflict):
 			gqlErr.Message = conflict.Message
 			gqlErr.Extensions = map[string]any{"code": CodeConflict, "field": conflict.Field}

@@ -394,7 +394,7 @@ func TestWebsocketRunsQueriesAndMutations(t *testing.T) {
 	srv.waitSubscribers(t, 0)
 }
 
-func TestSlowSubscriberIsClosedWithAnError(t *testing.T) {
+func TestSlowSubscriberEndsWithEventsMissed(t *testing.T) {
 	db := testutil.NewDB(t, testutil.SQLite)
 	tasks := model.NewTasks(db)
 	bus := &events.Local{Hub: events.Hub{Buffer: 1}}
@@ -428,12 +428,48 @@ func TestSlowSubscriberIsClosedWithAnError(t *testing.T) {
 		if msg.Type != "error" || msg.ID != "1" || json.Unmarshal(msg.Payload, &errs) != nil || len(errs) != 1 {
 			t.Fatalf("want one error ending operation 1, got %s %s", msg.Type, msg.Payload)
 		}
-		if errs[0].Code() != api.CodeSlowSubscriber || errs[0].Message != "subscription closed: client too slow, 2 events behind — resubscribe" {
+		if errs[0].Code() != api.CodeEventsMissed || errs[0].Message != "events missed: the client read too slowly, 2 events behind — refetch and resubscribe" {
 			t.Fatalf("got error %+v", errs[0])
 		}
 		break
 	}
 	srv.waitSubscribers(t, 0)
+}
+
+func TestLostListenEndsSubscriptionsWithEventsMissed(t *testing.T) {
+	srv := newSubscriptionServer(t, testutil.Postgres)
+	token := mint(t, "alice")
+	ws := subscribe(t, srv, token)
+	srv.waitSubscribers(t, 1)
+
+	// The database drops the LISTEN connection (a restart, a suspending
+	// compute): changes committed meanwhile were never heard.
+	if n := testutil.TerminateBus(t, srv.Bus.(*events.Postgres)); n != 1 {
+		t.Fatalf("terminated %d sessions of the bus, want its LISTEN", n)
+	}
+	msg := nextMessage(t, ws)
+	var errs []gqlError
+	if msg.Type != "error" || msg.ID != "1" || json.Unmarshal(msg.Payload, &errs) != nil || len(errs) != 1 {
+		t.Fatalf("want one error ending operation 1, got %s %s", msg.Type, msg.Payload)
+	}
+	if errs[0].Code() != api.CodeEventsMissed || errs[0].Message != "events missed: the server lost its connection to the change stream — refetch and resubscribe" {
+		t.Fatalf("got error %+v", errs[0])
+	}
+	srv.waitSubscribers(t, 0)
+
+	// What a client does next: resubscribe on the same socket, which
+	// listens again, and hear the next change.
+	ctx, cancel := context.WithTimeout(context.Background(), wsTimeout)
+	defer cancel()
+	if err := ws.Subscribe(ctx, "2", taskChangedSubscription, nil); err != nil {
+		t.Fatal(err)
+	}
+	srv.waitSubscribers(t, 1)
+	created := srv.createTask(t, token, "after the resubscribe", false)
+	msg = nextMessage(t, ws)
+	if msg.Type != "next" || msg.ID != "2" || !strings.Contains(string(msg.Payload), `"id":"`+created.ID+`"`) {
+		t.Fatalf("want the new task on operation 2, got %s %s %s", msg.ID, msg.Type, msg.Payload)
+	}
 }
 
 func TestWebsocketDropsAPeerThatStopsAnsweringPings(t *testing.T) {

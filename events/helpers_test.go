@@ -1,15 +1,15 @@
 package events_test
 
 import (
-	"context"
 	"crypto/rand"
-	"os"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/taskql/server/events"
 	"github.com/taskql/server/model"
+	"github.com/taskql/server/testutil"
 )
 
 // The test helpers of the events package.
@@ -67,21 +67,24 @@ func ended(t *testing.T, s *events.Subscription) error {
 	}
 }
 
-// newPostgresBus starts a Postgres bus on channel, closed when the test
-// ends. configure, if given, adjusts it before it starts.
+// newPostgresBus starts a Postgres bus on channel (testutil.NewPostgresBus),
+// closed when the test ends. configure, if given, adjusts it before it
+// starts.
 func newPostgresBus(t *testing.T, channel string, configure ...func(*events.Postgres)) *events.Postgres {
 	t.Helper()
-	bus := &events.Postgres{URL: os.Getenv("TEST_DATABASE_URL"), Channel: channel}
-	for _, c := range configure {
-		c(bus)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := bus.Start(ctx); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	t.Cleanup(bus.Close)
-	return bus
+	return testutil.NewPostgresBus(t, append([]func(*events.Postgres){func(p *events.Postgres) { p.Channel = channel }}, configure...)...)
+}
+
+// listenBackends waits until the bus has n PostgreSQL sessions and
+// returns them, failing the test after 10s.
+func listenBackends(t *testing.T, bus *events.Postgres, n int) map[int]testutil.Backend {
+	t.Helper()
+	var got map[int]testutil.Backend
+	waitFor(t, fmt.Sprintf("%d sessions of the bus", n), func() bool {
+		got = testutil.BusBackends(t, bus)
+		return len(got) == n
+	})
+	return got
 }
 
 // uniqueChannel is a NOTIFY channel no other test uses.

@@ -28,7 +28,7 @@ type Bus interface {
 }
 
 // DefaultBuffer is how many changes a subscriber may have waiting before
-// it is closed as too slow, when Hub.Buffer is zero.
+// its subscription ends with EVENTS_MISSED, when Hub.Buffer is zero.
 const DefaultBuffer = 64
 
 // ErrClosed is returned by Subscribe once the hub is closed.
@@ -37,7 +37,7 @@ var ErrClosed = errors.New("events: the server is shutting down")
 // Hub fans changes out to the subscriptions of the user each change belongs
 // to. Delivery never blocks: each subscription has a bounded buffer, and a
 // subscription whose buffer is full when a change arrives is closed with a
-// *model.SlowSubscriberError, so a slow client neither holds up mutations
+// *model.EventsMissedError, so a slow client neither holds up mutations
 // and other subscribers nor loses events without being told.
 //
 // The zero Hub is ready to use.
@@ -50,6 +50,12 @@ type Hub struct {
 	subs   map[string]map[*Subscription]struct{} // by user id
 	count  int
 	closed bool
+	// emptied records, under mu, that the last subscription ended.
+	emptied bool
+	// onEmpty, when set, is called (without mu held) each time the last
+	// open subscription ends: the Postgres bus stops listening a while
+	// after. Set before the first Subscribe.
+	onEmpty func()
 }
 
 // Subscription is one subscriber's stream of changes.
@@ -69,8 +75,9 @@ type Subscription struct {
 func (s *Subscription) Changes() <-chan *model.TaskChange { return s.c }
 
 // Err says why Changes was closed: nil when the subscription's context
-// ended it or the hub closed, a *model.SlowSubscriberError when the
-// subscriber fell behind. It is nil while the subscription is open.
+// ended it or the hub closed, a *model.EventsMissedError when the stream
+// had a gap (the subscriber fell behind, or the bus lost its connection).
+// It is nil while the subscription is open.
 func (s *Subscription) Err() error {
 	s.hub.mu.Lock()
 	defer s.hub.mu.Unlock()
@@ -108,8 +115,8 @@ func (h *Hub) Subscribe(ctx context.Context) (*Subscription, error) {
 	// before s is in the map.
 	s.stop = context.AfterFunc(ctx, func() {
 		h.mu.Lock()
-		defer h.mu.Unlock()
 		h.endLocked(s, nil)
+		h.unlockAndNotify()
 	})
 	return s, nil
 }
@@ -118,7 +125,7 @@ func (h *Hub) Subscribe(ctx context.Context) (*Subscription, error) {
 // order. It never blocks.
 func (h *Hub) Deliver(changes []*model.TaskChange) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	defer h.unlockAndNotify()
 	for _, c := range changes {
 		for s := range h.subs[c.Task.UserID] {
 			select {
@@ -127,7 +134,7 @@ func (h *Hub) Deliver(changes []*model.TaskChange) {
 				// Dropping this change silently would leave the client's
 				// list wrong for good; ending the stream tells it to
 				// refetch.
-				h.endLocked(s, &model.SlowSubscriberError{Behind: len(s.c) + 1})
+				h.endLocked(s, &model.EventsMissedError{Behind: len(s.c) + 1})
 			}
 		}
 	}
@@ -150,6 +157,35 @@ func (h *Hub) Close() {
 			h.endLocked(s, nil)
 		}
 	}
+	// A closed hub has no listener to stop a while later.
+	h.emptied = false
+}
+
+// endAll ends every open subscription with err, and returns how many it
+// ended: what a bus does when its stream has a gap it cannot replay. It
+// does not call onEmpty: the bus that calls it has nothing left to linger.
+func (h *Hub) endAll(err error) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := h.count
+	for _, subs := range h.subs {
+		for s := range subs {
+			h.endLocked(s, err)
+		}
+	}
+	h.emptied = false
+	return n
+}
+
+// unlockAndNotify releases mu and, if the last subscription ended while
+// it was held, tells onEmpty, which may take locks of its own.
+func (h *Hub) unlockAndNotify() {
+	empty := h.count == 0 && h.emptied
+	h.emptied = false
+	h.mu.Unlock()
+	if empty && h.onEmpty != nil {
+		h.onEmpty()
+	}
 }
 
 // endLocked removes s, if it is still open, and closes its stream with err.
@@ -164,6 +200,9 @@ func (h *Hub) endLocked(s *Subscription, err error) {
 		delete(h.subs, s.user)
 	}
 	h.count--
+	if h.count == 0 {
+		h.emptied = true
+	}
 	s.stop()
 	s.err = err
 	close(s.c)

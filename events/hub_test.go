@@ -48,7 +48,7 @@ func TestHubRefusesASubscriberWithoutAViewer(t *testing.T) {
 	}
 }
 
-func TestHubClosesASlowSubscriberWithoutHoldingUpOthers(t *testing.T) {
+func TestHubEndsASlowSubscriberWithEventsMissedWithoutHoldingUpOthers(t *testing.T) {
 	h := events.Hub{Buffer: 4}
 	slow, _ := h.Subscribe(testutil.AsUser("alice"))
 	fast, _ := h.Subscribe(testutil.AsUser("alice"))
@@ -69,12 +69,12 @@ func TestHubClosesASlowSubscriberWithoutHoldingUpOthers(t *testing.T) {
 			t.Fatalf("slow subscriber's buffered change: got %d, want %d", got, want)
 		}
 	}
-	var slowErr *model.SlowSubscriberError
-	if err := ended(t, slow); !errors.As(err, &slowErr) || slowErr.Behind != 5 {
-		t.Fatalf("slow subscriber ended with %v, want a SlowSubscriberError 5 behind", err)
+	var missed *model.EventsMissedError
+	if err := ended(t, slow); !errors.As(err, &missed) || missed.Behind != 5 {
+		t.Fatalf("slow subscriber ended with %v, want an EventsMissedError 5 behind", err)
 	}
-	if want := "subscription closed: client too slow, 5 events behind — resubscribe"; slowErr.Error() != want {
-		t.Errorf("message %q, want %q", slowErr.Error(), want)
+	if want := "events missed: the client read too slowly, 5 events behind — refetch and resubscribe"; missed.Error() != want {
+		t.Errorf("message %q, want %q", missed.Error(), want)
 	}
 	// The fast one is still open: its buffer has room for the rest.
 	for want := int64(7); want <= 10; want++ {

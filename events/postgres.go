@@ -22,26 +22,39 @@ const DefaultChannel = "task_changed"
 // maxChannelLength is the longest identifier PostgreSQL keeps whole.
 const maxChannelLength = 63
 
-// Reconnection and health-check timing of the listener.
+// Timing of the listener.
 const (
-	minBackoff            = 100 * time.Millisecond
-	maxBackoff            = 5 * time.Second
+	// DefaultLinger is how long LISTEN stays open after the last
+	// subscriber leaves, when Postgres.Linger is zero: a client that
+	// resubscribes at once (a page reload) finds it open.
+	DefaultLinger         = 10 * time.Second
 	defaultHealthInterval = 30 * time.Second
 	pingTimeout           = 5 * time.Second
+	// connectTimeout bounds opening LISTEN, which subscribers wait for;
+	// a Neon compute wakes within a few hundred milliseconds.
+	connectTimeout = 30 * time.Second
 )
 
 // Postgres is the bus of instances that share a PostgreSQL database. A
 // mutation sends its changes with pg_notify in the statement that makes
 // them (PublishExpr), or in its transaction (PublishTx): PostgreSQL
 // delivers them only if it commits, and in commit order, with no round
-// trip after the commit. NOTIFY works through a
-// transaction-mode pooler such as Neon's. Every instance LISTENs on a
-// connection of its own to URL, which must not go through such a pooler
-// (a pooled session changes under it), and delivers what it hears, its
-// own changes included, to its subscribers. When that connection drops
-// (the database restarted, a Neon compute was replaced) it reconnects
-// with backoff and listens again; subscriptions stay open meanwhile, but
-// changes committed while it was away are not replayed.
+// trip after the commit. NOTIFY works through a transaction-mode pooler
+// such as Neon's.
+//
+// An instance LISTENs only while it has subscribers, so that an idle
+// server holds no connection and sends nothing, and a serverless database
+// can suspend (CONTRACT §3): the first Subscribe opens a connection of its
+// own to URL, which must not go through such a pooler (a pooled session
+// changes under it), and returns once LISTEN is in place, so that every
+// change committed after it returns is heard; the connection closes Linger
+// after the last subscriber leaves, and is pinged only while it is open.
+// When it drops (the database restarted, a Neon compute suspended or was
+// replaced), changes committed meanwhile were never heard and cannot be
+// replayed: every subscription it served ends with a
+// *model.EventsMissedError, so that its client refetches and
+// resubscribes, and nothing reconnects until the next Subscribe, which
+// would otherwise wake the database that just let the connection go.
 //
 // Set the fields, then call Start; Close stops listening.
 type Postgres struct {
@@ -53,17 +66,43 @@ type Postgres struct {
 	Channel string
 	// Logger receives connection problems; nil means slog.Default().
 	Logger *slog.Logger
-	// HealthInterval is how long the listener waits for a notification
-	// before it pings the database, to notice a connection that died
-	// without a word; zero means 30s.
+	// HealthInterval is how long an open listener waits for a
+	// notification before it pings the database, to notice a connection
+	// that died without a word; zero means 30s.
 	HealthInterval time.Duration
+	// Linger is how long LISTEN stays open after the last subscriber
+	// leaves; zero means DefaultLinger.
+	Linger time.Duration
+	// Health, when set, hears whether opening LISTEN worked: database
+	// work like any request's, for readiness.
+	Health *model.Health
 
 	config *pgx.ConnConfig
-	stop   context.CancelFunc
-	done   chan struct{}
-	// mu guards listening.
-	mu        sync.Mutex
-	listening bool
+	// running counts listener goroutines, for Close to wait on.
+	running sync.WaitGroup
+	// mu guards what follows, and the linger timer of cur. It is taken
+	// before the hub's lock, never after.
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	// cur is the listener that is opening or open; nil when there is
+	// none. Subscriptions are registered only while their listener is
+	// cur, so a listener that drops ends exactly those it served.
+	cur *listener
+}
+
+// listener is one LISTEN connection's lifetime.
+type listener struct {
+	// ready is closed once LISTEN is in place, or err says why it is not.
+	ready chan struct{}
+	err   error
+	// open is set once LISTEN is in place; guarded by Postgres.mu.
+	open bool
+	// cancel closes the connection.
+	cancel context.CancelFunc
+	// linger closes the listener when it has had no subscriber for
+	// Linger; guarded by Postgres.mu.
+	linger *time.Timer
 }
 
 var _ Bus = (*Postgres)(nil)
@@ -126,51 +165,101 @@ func (p *Postgres) PublishExpr(kind model.ChangeKind, userID, row string, bind f
 // LISTEN, like the others, so there is one path and one order.
 func (*Postgres) Publish([]*model.TaskChange) {}
 
-// Start connects and LISTENs, so that a wrong URL fails at boot rather
-// than leaving subscriptions silent, then keeps listening in the
-// background until Close.
+// Start checks the configuration and opens LISTEN once, so that a wrong
+// URL fails at boot rather than leaving subscriptions to fail later. That
+// connection lingers like one whose last subscriber left, then closes.
 func (p *Postgres) Start(ctx context.Context) error {
-	if p.done != nil {
-		return errors.New("events: Postgres bus already started")
-	}
 	if len(p.channel()) > maxChannelLength {
 		return fmt.Errorf("events: channel name %q is longer than PostgreSQL's %d bytes", p.channel(), maxChannelLength)
 	}
+	p.mu.Lock()
+	if p.started {
+		p.mu.Unlock()
+		return errors.New("events: Postgres bus already started")
+	}
 	config, err := database.PostgresConfig(p.URL)
 	if err != nil {
+		p.mu.Unlock()
 		return err
 	}
 	p.config = config
-	conn, err := p.listen(ctx)
+	p.started = true
+	p.Hub.onEmpty = p.lastLeft
+	p.mu.Unlock()
+
+	l, err := p.acquire()
 	if err != nil {
 		return err
 	}
-	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	p.stop = stop
-	p.done = make(chan struct{})
-	go func() {
-		defer close(p.done)
-		p.run(runCtx, conn)
-	}()
-	return nil
+	select {
+	case <-l.ready:
+		return l.err
+	case <-ctx.Done():
+		return fmt.Errorf("listen for task changes: %w", ctx.Err())
+	}
+}
+
+// Subscribe starts a subscription to the changes of the viewer in ctx
+// (model.ErrUnauthenticated without one), as Hub.Subscribe does, once
+// LISTEN is in place: opened by this call if no subscription holds it
+// open. Every change committed after it returns reaches the subscription,
+// or the subscription ends with a *model.EventsMissedError.
+func (p *Postgres) Subscribe(ctx context.Context) (*Subscription, error) {
+	if _, ok := model.ViewerFromContext(ctx); !ok {
+		return nil, model.ErrUnauthenticated
+	}
+	// A listener can drop between opening and this subscription's
+	// registration; then the next attempt opens another.
+	for range 3 {
+		l, err := p.acquire()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-l.ready:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for LISTEN: %w", ctx.Err())
+		}
+		if l.err != nil {
+			return nil, l.err
+		}
+		p.mu.Lock()
+		if p.cur == l {
+			sub, err := p.Hub.Subscribe(ctx)
+			if err == nil && l.linger != nil {
+				l.linger.Stop()
+			}
+			p.mu.Unlock()
+			return sub, err
+		}
+		p.mu.Unlock()
+	}
+	return nil, errors.New("listen for task changes: the connection dropped as soon as it opened, three times")
 }
 
 // Close stops listening, waits for the listener to finish and ends every
 // subscription.
 func (p *Postgres) Close() {
-	if p.done != nil {
-		p.stop()
-		<-p.done
+	p.mu.Lock()
+	p.closed = true
+	if l := p.cur; l != nil {
+		p.cur = nil
+		l.cancel()
+		if l.linger != nil {
+			l.linger.Stop()
+		}
 	}
+	p.mu.Unlock()
+	p.running.Wait()
 	p.Hub.Close()
 }
 
-// Listening reports whether the listener is connected now. Changes
-// committed while it is not are not delivered to this instance.
+// Listening reports whether LISTEN is in place now. It is not while the
+// bus has had no subscriber for Linger.
 func (p *Postgres) Listening() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.listening
+	return p.cur != nil && p.cur.open
 }
 
 func (p *Postgres) channel() string {
@@ -187,10 +276,111 @@ func (p *Postgres) logger() *slog.Logger {
 	return p.Logger
 }
 
-func (p *Postgres) setListening(v bool) {
+func (p *Postgres) linger() time.Duration {
+	if p.Linger <= 0 {
+		return DefaultLinger
+	}
+	return p.Linger
+}
+
+// acquire returns the current listener, starting one if there is none.
+func (p *Postgres) acquire() (*listener, error) {
 	p.mu.Lock()
-	p.listening = v
+	defer p.mu.Unlock()
+	switch {
+	case p.closed:
+		return nil, ErrClosed
+	case !p.started:
+		return nil, errors.New("events: Postgres bus used before Start")
+	case p.cur != nil:
+		return p.cur, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &listener{ready: make(chan struct{}), cancel: cancel}
+	p.cur = l
+	p.running.Add(1)
+	go func() {
+		defer p.running.Done()
+		defer cancel()
+		p.run(ctx, l)
+	}()
+	return l, nil
+}
+
+// run opens l's connection, LISTENs and delivers what it hears until ctx
+// ends (the listener lingered with no subscriber, or the bus closed) or
+// the connection fails.
+func (p *Postgres) run(ctx context.Context, l *listener) {
+	connectCtx, cancel := context.WithTimeout(ctx, connectTimeout)
+	conn, err := p.listen(connectCtx)
+	cancel()
+	if p.Health != nil {
+		p.Health.Report(ctx, err)
+	}
+	p.mu.Lock()
+	if err != nil {
+		l.err = err
+		if p.cur == l {
+			p.cur = nil
+		}
+		close(l.ready)
+		p.mu.Unlock()
+		return
+	}
+	l.open = true
+	close(l.ready)
+	// Whoever waits for ready registers next and stops the timer; if
+	// nobody does (Start, or a subscriber that gave up), it closes.
+	if p.Hub.Subscribers() == 0 {
+		p.lingerLocked(l)
+	}
 	p.mu.Unlock()
+
+	err = p.receive(ctx, conn)
+	conn.Close(context.WithoutCancel(ctx))
+	if ctx.Err() != nil {
+		return // closed on purpose: nobody was subscribed
+	}
+	p.mu.Lock()
+	ended := 0
+	if p.cur == l {
+		p.cur = nil
+		ended = p.Hub.endAll(&model.EventsMissedError{})
+	}
+	l.open = false
+	if l.linger != nil {
+		l.linger.Stop()
+	}
+	p.mu.Unlock()
+	p.logger().Warn("task change listener lost its connection; its subscriptions ended with EVENTS_MISSED "+
+		"and the next subscription listens again", "channel", p.channel(), "subscriptions", ended, "error", err)
+}
+
+// lastLeft starts the linger of the open listener: the hub calls it when
+// its last subscription ends.
+func (p *Postgres) lastLeft() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if l := p.cur; l != nil && l.open && p.Hub.Subscribers() == 0 {
+		p.lingerLocked(l)
+	}
+}
+
+// lingerLocked closes l after Linger unless a subscriber comes first.
+func (p *Postgres) lingerLocked(l *listener) {
+	if l.linger != nil {
+		l.linger.Reset(p.linger())
+		return
+	}
+	l.linger = time.AfterFunc(p.linger(), func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.cur == l && p.Hub.Subscribers() == 0 {
+			p.cur = nil
+			l.open = false
+			l.cancel()
+		}
+	})
 }
 
 // listen opens the listening connection.
@@ -203,42 +393,7 @@ func (p *Postgres) listen(ctx context.Context) (*pgx.Conn, error) {
 		conn.Close(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("listen for task changes: LISTEN: %w", err)
 	}
-	p.setListening(true)
 	return conn, nil
-}
-
-// run receives notifications on conn, and on fresh connections after it
-// fails, until ctx is done.
-func (p *Postgres) run(ctx context.Context, conn *pgx.Conn) {
-	log := p.logger()
-	backoff := minBackoff
-	for {
-		err := p.receive(ctx, conn)
-		p.setListening(false)
-		conn.Close(context.WithoutCancel(ctx))
-		if ctx.Err() != nil {
-			return
-		}
-		log.Warn("task change listener lost its connection; reconnecting", "error", err)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			conn, err = p.listen(ctx)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			backoff = min(2*backoff, maxBackoff)
-			log.Warn("task change listener cannot reconnect", "retry_in", backoff, "error", err)
-		}
-		backoff = minBackoff
-		log.Info("task change listener reconnected; changes committed while it was away were not delivered", "channel", p.channel())
-	}
 }
 
 // receive delivers the notifications of conn until it fails or ctx is

@@ -2,9 +2,11 @@ package events_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -173,32 +175,159 @@ func TestPostgresBusPublishesInTheTransaction(t *testing.T) {
 	}
 }
 
-func TestPostgresBusListensAgainAfterLosingItsConnection(t *testing.T) {
-	db := testutil.NewDB(t, testutil.Postgres)
+func TestPostgresBusListensOnlyWhileItHasSubscribers(t *testing.T) {
+	testutil.NewDB(t, testutil.Postgres) // skips without PostgreSQL
+	const linger = 300 * time.Millisecond
 	channel := uniqueChannel(t)
-	bus := newPostgresBus(t, channel)
+	bus := newPostgresBus(t, channel, func(p *events.Postgres) { p.Linger = linger })
+
+	// Start's check of the URL lingers like a last subscriber, then goes:
+	// with no subscriber, the bus has no connection at all.
+	listenBackends(t, bus, 0)
+	if bus.Listening() {
+		t.Fatal("the bus says it listens with no connection")
+	}
+
+	subscribe := func(user string) (*events.Subscription, context.CancelFunc) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(testutil.AsUser(user))
+		sub, err := bus.Subscribe(ctx)
+		if err != nil {
+			t.Fatalf("subscribe %s: %v", user, err)
+		}
+		return sub, cancel
+	}
+	onlyBackend := func(what string) testutil.Backend {
+		t.Helper()
+		backends := testutil.BusBackends(t, bus)
+		if len(backends) != 1 {
+			t.Fatalf("%s: the bus has %d sessions, want 1: %+v", what, len(backends), backends)
+		}
+		for _, b := range backends {
+			return b
+		}
+		panic("unreachable")
+	}
+
+	// The first subscriber opens LISTEN, in place when Subscribe returns.
+	alice, leaveAlice := subscribe("alice")
+	first := onlyBackend("the first subscriber")
+	if first.Query != `LISTEN "`+channel+`"` {
+		t.Fatalf("the bus's session last ran %q, want LISTEN", first.Query)
+	}
+	// Others share it.
+	bob, leaveBob := subscribe("bob")
+	if b := onlyBackend("a second subscriber"); b.PID != first.PID {
+		t.Fatalf("a second subscriber opened session %d beside %d", b.PID, first.PID)
+	}
+	leaveAlice()
+	ended(t, alice)
+	time.Sleep(2 * linger)
+	if b := onlyBackend("one subscriber left"); b.PID != first.PID {
+		t.Fatalf("the connection changed to %d while bob was subscribed", b.PID)
+	}
+	// The last one leaves: LISTEN lingers, then closes.
+	leaveBob()
+	ended(t, bob)
+	left := time.Now()
+	onlyBackend("just after the last subscriber left")
+	listenBackends(t, bus, 0)
+	t.Logf("LISTEN closed %v after the last subscriber left (Linger %v)", time.Since(left).Round(time.Millisecond), linger)
+	if since := time.Since(left); since < linger {
+		t.Errorf("LISTEN closed %v after the last subscriber left, before its linger of %v", since, linger)
+	}
+
+	// A subscriber that comes back within the linger finds it open.
+	carol, leaveCarol := subscribe("carol")
+	again := onlyBackend("a new first subscriber")
+	leaveCarol()
+	ended(t, carol)
+	time.Sleep(linger / 3)
+	_, leaveCarol = subscribe("carol")
+	defer leaveCarol()
+	if b := onlyBackend("a subscriber back within the linger"); b.PID != again.PID {
+		t.Fatalf("a subscriber back within the linger opened session %d instead of keeping %d", b.PID, again.PID)
+	}
+}
+
+func TestPostgresBusSubscribeReturnsOnceLISTENIsInPlace(t *testing.T) {
+	db := testutil.NewDB(t, testutil.Postgres)
+	bus := newPostgresBus(t, uniqueChannel(t), func(p *events.Postgres) { p.Linger = 20 * time.Millisecond })
 	store := model.NewTasks(db)
 	store.PublishTo(bus)
-	ctx := testutil.AsUser("alice")
-	sub, _ := bus.Subscribe(ctx)
-
-	// What a database restart does to the listener, to it alone: the
-	// shared test database stays up for the other tests.
-	var killed int
-	err := db.NewRaw(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = ?`,
-		`LISTEN "`+channel+`"`).Scan(context.Background(), &killed)
-	if err != nil || killed != 1 {
-		t.Fatalf("terminate the listener: %v (%d terminated)", err, killed)
+	// Each round opens LISTEN afresh and commits a change the moment
+	// Subscribe returns: it must arrive.
+	for round := range 5 {
+		listenBackends(t, bus, 0)
+		ctx, cancel := context.WithCancel(testutil.AsUser("alice"))
+		sub, err := bus.Subscribe(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		created, err := store.Create(ctx, model.CreateTaskInput{Title: fmt.Sprintf("round %d", round)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := receive(t, sub); got.Task.ID != created.ID {
+			t.Fatalf("round %d: got task %d, want %d, committed just after Subscribe returned", round, got.Task.ID, created.ID)
+		}
+		cancel()
 	}
-	waitFor(t, "the listener to notice", func() bool { return !bus.Listening() })
-	waitFor(t, "the listener to reconnect", bus.Listening)
+}
 
-	created, err := store.Create(ctx, model.CreateTaskInput{Title: "after the reconnect"})
+func TestPostgresBusEndsSubscriptionsWithEventsMissedWhenLISTENIsLost(t *testing.T) {
+	db := testutil.NewDB(t, testutil.Postgres)
+	bus := newPostgresBus(t, uniqueChannel(t), func(p *events.Postgres) { p.Linger = 100 * time.Millisecond })
+	store := model.NewTasks(db)
+	store.PublishTo(bus)
+	alice, _ := bus.Subscribe(testutil.AsUser("alice"))
+	bob, _ := bus.Subscribe(testutil.AsUser("bob"))
+
+	// What a database restart or a suspending compute does to the
+	// listener, to it alone: the shared test database stays up.
+	if n := testutil.TerminateBus(t, bus); n != 1 {
+		t.Fatalf("terminated %d sessions of the bus, want its one LISTEN", n)
+	}
+	for name, sub := range map[string]*events.Subscription{"alice": alice, "bob": bob} {
+		var missed *model.EventsMissedError
+		if err := ended(t, sub); !errors.As(err, &missed) || missed.Behind != 0 {
+			t.Fatalf("%s's subscription ended with %v, want an EventsMissedError of the server", name, err)
+		}
+		if want := "events missed: the server lost its connection to the change stream — refetch and resubscribe"; missed.Error() != want {
+			t.Errorf("message %q, want %q", missed.Error(), want)
+		}
+	}
+	if n := bus.Subscribers(); n != 0 {
+		t.Fatalf("%d subscriptions still open after LISTEN was lost", n)
+	}
+
+	// Nothing reconnects by itself: that would wake a database that just
+	// suspended.
+	const quiet = 3 * time.Second
+	reconnects := 0
+	for deadline := time.Now().Add(quiet); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if len(testutil.BusBackends(t, bus)) > 0 || bus.Listening() {
+			reconnects++
+		}
+	}
+	t.Logf("samples with a connection of the bus in the %v after LISTEN was lost, with no subscriber: %d", quiet, reconnects)
+	if reconnects > 0 {
+		t.Fatalf("the bus reconnected by itself after LISTEN was lost (%d of 30 samples)", reconnects)
+	}
+
+	// The next subscriber listens again, and hears.
+	ctx := testutil.AsUser("alice")
+	sub, err := bus.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listenBackends(t, bus, 1)
+	created, err := store.Create(ctx, model.CreateTaskInput{Title: "after LISTEN was lost"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := receive(t, sub); got.Task.ID != created.ID {
-		t.Fatalf("got %+v, want the task made after the reconnect", got.Task)
+		t.Fatalf("got %+v, want the task made after the new subscription", got.Task)
 	}
 }
 
@@ -246,4 +375,146 @@ func TestPostgresBusStartRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPostgresBusNeverLeavesASilentGap terminates one instance's LISTEN
+// while another instance writes: each subscriber either receives every
+// change, in commit order, or a run of them without a hole and then
+// EVENTS_MISSED; a subscriber of an instance that kept LISTEN receives
+// every change, and one that subscribes after the loss every change
+// committed after it subscribed.
+func TestPostgresBusNeverLeavesASilentGap(t *testing.T) {
+	db := testutil.NewDB(t, testutil.Postgres)
+	channel := uniqueChannel(t)
+	losing, keeping, writing := newPostgresBus(t, channel), newPostgresBus(t, channel), newPostgresBus(t, channel)
+	writer := model.NewTasks(db)
+	writer.PublishTo(writing)
+	ctx := testutil.AsUser("alice")
+
+	// outcome is what one subscriber read until its stream ended.
+	type outcome struct {
+		ids []int64
+		err error
+	}
+	read := func(sub *events.Subscription) <-chan outcome {
+		out := make(chan outcome, 1)
+		go func() {
+			var o outcome
+			for c := range sub.Changes() {
+				o.ids = append(o.ids, c.Task.ID)
+			}
+			o.err = sub.Err()
+			out <- o
+		}()
+		return out
+	}
+	subCtx, endSubs := context.WithCancel(ctx)
+	defer endSubs()
+	type subscriber struct {
+		name string
+		out  <-chan outcome
+		// from is how many creates were acknowledged when it subscribed.
+		from int
+	}
+	var subs []subscriber
+	for i := range 3 {
+		sub, err := losing.Subscribe(subCtx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, subscriber{name: fmt.Sprintf("subscriber %d of the instance that loses LISTEN", i), out: read(sub)})
+	}
+	sub, err := keeping.Subscribe(subCtx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs = append(subs, subscriber{name: "the subscriber of the instance that keeps LISTEN", out: read(sub)})
+
+	// One writer, one create at a time: commit order is id order.
+	const creates, terminateAt = 300, 100
+	var (
+		mu  sync.Mutex
+		ids []int64
+	)
+	acked := func() int { mu.Lock(); defer mu.Unlock(); return len(ids) }
+	writerDone := make(chan error, 1)
+	go func() {
+		for i := range creates {
+			task, err := writer.Create(ctx, model.CreateTaskInput{Title: fmt.Sprintf("task %d", i)})
+			if err != nil {
+				writerDone <- err
+				return
+			}
+			mu.Lock()
+			ids = append(ids, task.ID)
+			mu.Unlock()
+			time.Sleep(2 * time.Millisecond)
+		}
+		writerDone <- nil
+	}()
+	waitFor(t, "the first creates", func() bool { return acked() >= terminateAt })
+	if n := testutil.TerminateBus(t, losing); n != 1 {
+		t.Fatalf("terminated %d sessions of the losing instance, want its LISTEN", n)
+	}
+	waitFor(t, "the losing instance to notice", func() bool { return losing.Subscribers() == 0 })
+	// A subscriber after the loss, while the writer goes on.
+	late, err := losing.Subscribe(subCtx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs = append(subs, subscriber{name: "a subscriber of the losing instance after the loss", out: read(late), from: acked()})
+	if err := <-writerDone; err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if acked() <= subs[len(subs)-1].from {
+		t.Fatal("the writer finished before the late subscriber could hear anything")
+	}
+	// Every change is out; the open streams end with the context.
+	time.Sleep(500 * time.Millisecond)
+	endSubs()
+
+	missedCount, completeCount := 0, 0
+	for _, s := range subs {
+		var o outcome
+		select {
+		case o = <-s.out:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the stream did not end", s.name)
+		}
+		var missed *model.EventsMissedError
+		switch {
+		case errors.As(o.err, &missed):
+			missedCount++
+		case o.err == nil:
+			completeCount++
+		default:
+			t.Fatalf("%s: ended with %v", s.name, o.err)
+		}
+		// What it received is a run of the commits without a hole: from
+		// the first commit (or, for the late one, from no later than its
+		// subscription) to the last, unless EVENTS_MISSED cut it short.
+		start := slices.Index(ids, firstOr(o.ids, -1))
+		if len(o.ids) > 0 && (start < 0 || !slices.Equal(o.ids, ids[start:min(start+len(o.ids), len(ids))])) {
+			t.Fatalf("%s: received %d changes with a hole or out of order", s.name, len(o.ids))
+		}
+		if start > s.from || (start < 0 && o.err == nil) {
+			t.Fatalf("%s: missed the changes committed after it subscribed (the first it got was commit %d of %d, it subscribed after %d)",
+				s.name, start, len(ids), s.from)
+		}
+		if o.err == nil && start+len(o.ids) != len(ids) {
+			t.Fatalf("%s: received %d of the %d changes after its first, without EVENTS_MISSED", s.name, len(o.ids), len(ids)-start)
+		}
+		t.Logf("%s: %d changes in order, then %v", s.name, len(o.ids), o.err)
+	}
+	if missedCount != 3 || completeCount != 2 {
+		t.Fatalf("%d subscriptions ended with EVENTS_MISSED and %d got every change, want 3 and 2", missedCount, completeCount)
+	}
+}
+
+// firstOr returns the first of s, or def when s is empty.
+func firstOr[T any](s []T, def T) T {
+	if len(s) == 0 {
+		return def
+	}
+	return s[0]
 }

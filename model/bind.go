@@ -3,6 +3,7 @@ package model
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -26,10 +27,20 @@ type binds struct {
 	// planPerCall asks PostgreSQL for a plan made for these values
 	// (database.PlanPerCall).
 	planPerCall bool
+	// health receives the outcome of the statement.
+	health *Health
 }
 
 func (s *Tasks) binds() *binds {
-	return &binds{sqlite: s.db.Dialect().Name() == dialect.SQLite, args: make([]any, 0, 8)}
+	return &binds{sqlite: s.db.Dialect().Name() == dialect.SQLite, args: make([]any, 0, 8), health: s.health}
+}
+
+// report tells health how the statement went: whether the database
+// answered it.
+func (b *binds) report(ctx context.Context, err error) {
+	if b.health != nil {
+		b.health.Report(ctx, err)
+	}
 }
 
 // add binds v and returns its placeholder, for a Bun query's "?".
@@ -86,7 +97,9 @@ func (b *binds) query(ctx context.Context, db *bun.DB, conn querier, q schema.Qu
 	if err != nil {
 		return nil, err
 	}
-	return conn.QueryContext(ctx, text, b.queryArgs()...)
+	rows, err := conn.QueryContext(ctx, text, b.queryArgs()...)
+	b.report(ctx, err)
+	return rows, err
 }
 
 // queryArgs are the arguments of the statement for database/sql.
@@ -104,5 +117,11 @@ func (b *binds) scan(ctx context.Context, db *bun.DB, conn querier, q schema.Que
 	if err != nil {
 		return err
 	}
-	return conn.QueryRowContext(ctx, text, b.queryArgs()...).Scan(dest...)
+	err = conn.QueryRowContext(ctx, text, b.queryArgs()...).Scan(dest...)
+	if errors.Is(err, sql.ErrNoRows) {
+		b.report(ctx, nil) // an answer: there is no such row
+	} else {
+		b.report(ctx, err)
+	}
+	return err
 }

@@ -71,18 +71,25 @@ func (s *Tasks) PublishTo(p Publisher) {
 	s.publisher = p
 }
 
-// SlowSubscriberError ends a subscription whose client did not keep up:
-// events came faster than it read them, and rather than drop some in
-// silence the server closed the subscription. The client should fetch
-// its tasks again and resubscribe.
-type SlowSubscriberError struct {
-	// Behind is how many events were waiting for the client when the
-	// subscription was closed.
+// EventsMissedError ends a subscription whose stream of changes had a gap
+// the server cannot replay: the client read too slowly and its buffer
+// overflowed, or the server lost its LISTEN connection to the database,
+// where changes committed meanwhile were never heard. Rather than carry on
+// with a hole the client cannot see, the server ends the subscription; the
+// client should fetch its tasks again and resubscribe (CONTRACT §6,
+// EVENTS_MISSED).
+type EventsMissedError struct {
+	// Behind is how many events were waiting for a client that read too
+	// slowly when its subscription was ended; zero when the gap is the
+	// server's (its LISTEN connection dropped).
 	Behind int
 }
 
-func (e *SlowSubscriberError) Error() string {
-	return fmt.Sprintf("subscription closed: client too slow, %d events behind — resubscribe", e.Behind)
+func (e *EventsMissedError) Error() string {
+	if e.Behind > 0 {
+		return fmt.Sprintf("events missed: the client read too slowly, %d events behind — refetch and resubscribe", e.Behind)
+	}
+	return "events missed: the server lost its connection to the change stream — refetch and resubscribe"
 }
 
 // StatementPublisher is a Publisher that can also make delivery part of
@@ -120,6 +127,7 @@ func (s *Tasks) mutate(ctx context.Context, kind ChangeKind, userID string, q sc
 	}
 	run := func(ctx context.Context, conn querier, extra ...any) ([]*Task, error) {
 		rows, err := conn.QueryContext(ctx, text, b.queryArgs()...)
+		b.report(ctx, err)
 		if err != nil {
 			return nil, err
 		}
@@ -166,6 +174,8 @@ func (s *Tasks) mutate(ctx context.Context, kind ChangeKind, userID string, q sc
 		return nil
 	})
 	if err != nil {
+		// BEGIN, pg_notify or COMMIT may fail after the statement did not.
+		b.report(ctx, err)
 		return nil, err
 	}
 	if len(changes) > 0 {

@@ -59,16 +59,22 @@ type Tasks struct {
 	// creates groups concurrent creates when the publisher can publish
 	// within a statement.
 	creates createGroups
+	// health records the outcome of every statement, for readiness.
+	health *Health
 }
 
 // NewTasks returns the task store over db.
 func NewTasks(db *bun.DB) *Tasks {
-	s := &Tasks{db: db}
+	s := &Tasks{db: db, health: &Health{Probe: db.PingContext}}
 	if db.Dialect().Name() == dialect.SQLite {
 		s.writer = make(chan struct{}, 1)
 	}
 	return s
 }
+
+// Health is what the store's statements last saw of the database, for
+// readiness (see Health); its Probe pings the store's database.
+func (s *Tasks) Health() *Health { return s.health }
 
 // Get returns the viewer's task with the given id, or ErrNotFound.
 func (s *Tasks) Get(ctx context.Context, id string) (*Task, error) {

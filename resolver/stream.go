@@ -23,7 +23,7 @@ type streamEnd struct {
 // a subscription's stream when its channel closes, with no word of why;
 // the resolver leaves the reason in ctx, and the transport calls the
 // returned function after the last event: a non-nil error means the
-// stream ended early (a subscriber too slow to keep up) and the client
+// stream ended early (EVENTS_MISSED: it had a gap) and the client
 // should hear it.
 func WithStreamEnd(ctx context.Context) (context.Context, func() error) {
 	end := &streamEnd{}

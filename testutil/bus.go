@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"context"
+	"net/url"
 	"os"
 	"testing"
 	"time"
@@ -15,26 +16,67 @@ import (
 
 // NewBus returns the event bus the server would use on db's dialect,
 // started, with store (if not nil) publishing to it, closed when the test
-// ends: in process on SQLite; LISTEN/NOTIFY on PostgreSQL, on a channel of
-// its own, so that parallel tests sharing the database do not hear each
-// other.
+// ends: in process on SQLite; LISTEN/NOTIFY on PostgreSQL (NewPostgresBus).
 func NewBus(t testing.TB, db *bun.DB, store *model.Tasks) events.Bus {
 	t.Helper()
 	var bus events.Bus
 	if db.Dialect().Name() == dialect.PG {
-		pg := &events.Postgres{URL: os.Getenv("TEST_DATABASE_URL"), Channel: "task_changed_" + randomHex(8)}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := pg.Start(ctx); err != nil {
-			t.Fatalf("start the PostgreSQL event bus: %v", err)
-		}
-		bus = pg
+		bus = NewPostgresBus(t)
 	} else {
 		bus = &events.Local{}
+		t.Cleanup(bus.Close)
 	}
-	t.Cleanup(bus.Close)
 	if store != nil {
 		store.PublishTo(bus)
 	}
 	return bus
+}
+
+// NewPostgresBus starts a Postgres bus on TEST_DATABASE_URL, closed when
+// the test ends, on a channel of its own, so that parallel tests sharing
+// the database do not hear each other, and with an application_name of
+// its own, so that BusBackends finds its connection. configure, if given,
+// adjusts it before it starts (which opens LISTEN once, for Linger).
+func NewPostgresBus(t testing.TB, configure ...func(*events.Postgres)) *events.Postgres {
+	t.Helper()
+	base := os.Getenv("TEST_DATABASE_URL")
+	if base == "" {
+		adminDB(t) // skips, or fails when PostgreSQL is required
+	}
+	u, _ := WithApplicationName(t, base, "bus")
+	bus := &events.Postgres{URL: u, Channel: "task_changed_" + randomHex(8)}
+	for _, c := range configure {
+		c(bus)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := bus.Start(ctx); err != nil {
+		t.Fatalf("start the PostgreSQL event bus: %v", err)
+	}
+	t.Cleanup(bus.Close)
+	return bus
+}
+
+// BusBackends returns the PostgreSQL sessions of a bus NewPostgresBus
+// started: its LISTEN connection, while it has one.
+func BusBackends(t testing.TB, bus *events.Postgres) map[int]Backend {
+	t.Helper()
+	return Backends(t, busApplicationName(t, bus))
+}
+
+// TerminateBus ends the sessions of a bus NewPostgresBus started, as a
+// database restart or a suspending Neon compute would, without touching
+// the sessions of other tests, and returns how many it ended.
+func TerminateBus(t testing.TB, bus *events.Postgres) int {
+	t.Helper()
+	return TerminateBackends(t, busApplicationName(t, bus))
+}
+
+func busApplicationName(t testing.TB, bus *events.Postgres) string {
+	t.Helper()
+	u, err := url.Parse(bus.URL)
+	if err != nil || u.Query().Get("application_name") == "" {
+		t.Fatalf("bus URL %q has no application_name: start the bus with NewPostgresBus", bus.URL)
+	}
+	return u.Query().Get("application_name")
 }

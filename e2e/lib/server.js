@@ -89,6 +89,18 @@ export async function freshDatabase(dialect, dir) {
   };
 }
 
+/**
+ * Ends, as a database restart or a suspending Neon compute would, the
+ * sessions of TEST_DATABASE_URL named applicationName whose last statement
+ * matches query (a LIKE pattern), and resolves to how many it ended.
+ */
+export async function terminateBackends(applicationName, query = '%') {
+  const { rows } = await withAdmin(process.env.TEST_DATABASE_URL, (c) => c.query(
+    'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1 AND query LIKE $2',
+    [applicationName, query]));
+  return rows[0].n;
+}
+
 async function withAdmin(url, fn) {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
   await client.connect();
@@ -103,14 +115,22 @@ async function withAdmin(url, fn) {
  * Starts the server on dialect's fresh database with env added to a minimal
  * environment, and resolves once it logs the URL it listens on. The working
  * directory is a new temporary directory, so no .env of the developer's is
- * read and a development secret lands there. Call stop() when done.
+ * read and a development secret lands there. On PostgreSQL, applicationName
+ * names every connection of the server in pg_stat_activity, so that a test
+ * can find its sessions (its LISTEN) among those of the other suites. Call
+ * stop() when done.
  *
  * @returns {Promise<{url: string, origin: string, dir: string, database: string, log: () => string, stop: () => Promise<void>}>}
  */
-export async function startServer({ dialect = 'sqlite', env = {} } = {}) {
+export async function startServer({ dialect = 'sqlite', env = {}, applicationName } = {}) {
   const bin = await serverBinary();
   const dir = await mkdtemp(join(tmpdir(), 'taskql-e2e-'));
   const db = await freshDatabase(dialect, dir);
+  if (applicationName && dialect === 'postgres') {
+    const u = new URL(db.url);
+    u.searchParams.set('application_name', applicationName);
+    db.url = u.toString();
+  }
   const child = spawn(bin, [], {
     cwd: dir,
     env: {

@@ -11,7 +11,7 @@ import WebSocket from 'ws';
 
 import { docs, sources } from '../lib/documents.js';
 import { newUserID, postGraphQL, until } from '../lib/http.js';
-import { dialects, startServer } from '../lib/server.js';
+import { dialects, startServer, terminateBackends } from '../lib/server.js';
 import { mint, newSecret } from '../lib/tokens.js';
 
 for (const dialect of dialects()) {
@@ -130,3 +130,120 @@ for (const dialect of dialects()) {
     });
   });
 }
+
+// EVENTS_MISSED, provoked deterministically: the test ends the server's
+// LISTEN session, as a database restart or a suspending Neon compute does.
+// Shown with the client code an app would write around Apollo Client.
+describe('EVENTS_MISSED on postgres', { skip: !dialects().includes('postgres') && 'needs TEST_DATABASE_URL' }, () => {
+  const secret = newSecret();
+  const applicationName = 'e2e_missed_' + Math.random().toString(16).slice(2, 10);
+  let server;
+  const wsClients = [];
+  before(async () => {
+    // GraphQLWsLink tells a socket's close event from GraphQL errors by
+    // reading the global WebSocket, which Node 20 lacks: without it an
+    // error message from the server becomes a ReferenceError. A browser
+    // has one; a Node app provides it, as here.
+    globalThis.WebSocket ??= WebSocket;
+    server = await startServer({ dialect: 'postgres', env: { AUTH_JWT_SECRET: secret }, applicationName });
+  });
+  after(async () => {
+    await Promise.all(wsClients.map((c) => c.dispose()));
+    await server?.stop();
+  });
+
+  /** The codes of an Apollo Client error, whichever shape it has (CombinedGraphQLErrors in Apollo 4, ApolloError before). */
+  const codesOf = (err) => (err?.errors ?? err?.graphQLErrors ?? []).map((e) => e.extensions?.code);
+
+  /**
+   * What an app keeps live with taskChanged: its list of tasks, changed by
+   * each event; on EVENTS_MISSED the list may be stale, so it subscribes
+   * again and refetches the list (after a short backoff, as clients do).
+   */
+  function liveTaskList(client, fetchList, { backoff = 500 } = {}) {
+    const live = { tasks: new Map(), subscriptions: 0, missed: 0, events: 0, other: [] };
+    const apply = ({ kind, task }) => {
+      live.events++;
+      const had = live.tasks.get(task.id);
+      if (kind === 'DELETED') live.tasks.delete(task.id);
+      else if (!had || had.updatedAt <= task.updatedAt) live.tasks.set(task.id, task);
+    };
+    const onError = (err) => {
+      if (!codesOf(err).includes('EVENTS_MISSED')) {
+        live.other.push(err);
+        return;
+      }
+      live.missed++;
+      setTimeout(start, backoff);
+    };
+    async function start() {
+      live.subscriptions++;
+      live.sub = client.subscribe({ query: docs.TaskChanged }).subscribe({
+        next: (result) => (result.error ? onError(result.error) : apply(result.data.taskChanged)),
+        error: onError,
+      });
+      // Subscribed first, then read: a change in between is in the list,
+      // or arrives as an event, or both (applying it twice is harmless).
+      for (const task of await fetchList()) apply({ kind: 'UPDATED', task });
+    }
+    live.start = start;
+    live.stop = () => live.sub?.unsubscribe();
+    return live;
+  }
+
+  test('a client that loses its stream gets EVENTS_MISSED, refetches and resubscribes, and sees every change', async () => {
+    const token = await mint(secret, newUserID('missed'));
+    const ws = createClient({
+      url: server.url.replace(/^http/, 'ws'),
+      webSocketImpl: WebSocket,
+      connectionParams: { Authorization: `Bearer ${token}` },
+      retryAttempts: 0,
+    });
+    wsClients.push(ws);
+    const client = new ApolloClient({ link: new GraphQLWsLink(ws), cache: new InMemoryCache() });
+    const create = async (title) => {
+      const { body } = await postGraphQL(server.url, { query: sources.CreateTask, variables: { input: { title } } }, { token });
+      assert.equal(body.errors, undefined, JSON.stringify(body.errors));
+      return body.data.createTask;
+    };
+    const fetchList = async () => {
+      const { body } = await postGraphQL(server.url, { query: sources.Tasks, variables: { first: 100 } }, { token });
+      assert.equal(body.errors, undefined, JSON.stringify(body.errors));
+      return body.data.tasks.edges ? body.data.tasks.edges.map((e) => e.node) : body.data.tasks.nodes;
+    };
+    const live = liveTaskList(client, fetchList);
+    await live.start();
+    try {
+      // Live once an event arrives.
+      await until(async () => {
+        await create('probe');
+        return live.events > 0;
+      }, { timeout: 10_000, interval: 150 });
+
+      // The database drops the server's LISTEN: the subscription ends
+      // with EVENTS_MISSED.
+      await until(async () => (await terminateBackends(applicationName, 'LISTEN %')) === 1, { timeout: 10_000, interval: 100 });
+      await until(() => live.missed === 1, { timeout: 10_000 });
+      // A change committed while the client has no stream: no event will
+      // ever bring it; the refetch does.
+      const whileAway = await create('while away');
+      await until(() => live.tasks.has(whileAway.id), { timeout: 10_000 });
+      assert.equal(live.subscriptions, 2, 'the client subscribed again');
+
+      // And the new subscription hears what comes next.
+      const eventsBefore = live.events;
+      let after;
+      await until(async () => {
+        after = await create('after the resubscribe');
+        await new Promise((r) => setTimeout(r, 100));
+        return live.events > eventsBefore && live.tasks.has(after.id);
+      }, { timeout: 10_000, interval: 100 });
+
+      const titles = new Set([...live.tasks.values()].map((t) => t.title));
+      assert.ok(titles.has('while away') && titles.has('after the resubscribe'), [...titles].join(', '));
+      assert.deepEqual(live.other, [], 'no error but EVENTS_MISSED');
+    } finally {
+      live.stop();
+    }
+  });
+});
