@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/uptrace/bun"
 
@@ -178,5 +179,34 @@ func TestDirectConnectionsKeepPreparedStatements(t *testing.T) {
 	}
 	if log.String() != "" {
 		t.Fatalf("a direct connection logged:\n%s", log.String())
+	}
+}
+
+// TestCheckDirectRefusesATransactionPooler pins the boot check of
+// DATABASE_DIRECT_URL: LISTEN cannot work through a transaction-mode
+// pooler, and a direct connection passes.
+func TestCheckDirectRefusesATransactionPooler(t *testing.T) {
+	t.Parallel()
+	bouncer := testutil.StartPgBouncer(t)
+	name := testutil.NewPostgresDatabase(t)
+	tests := []struct {
+		name, url string
+		refused   bool
+	}{
+		{"a direct connection", bouncer.DirectURL(name), false},
+		{"PgBouncer in transaction mode", bouncer.URL(name), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			err := database.CheckDirect(ctx, tt.url)
+			if tt.refused != (err != nil) {
+				t.Fatalf("CheckDirect(%s) = %v, want refused %v", tt.url, err, tt.refused)
+			}
+			if err != nil && (!strings.Contains(err.Error(), "transaction-mode pooler") || strings.Contains(err.Error(), "\n")) {
+				t.Fatalf("error %q: want one line that says why", err)
+			}
+		})
 	}
 }
