@@ -177,8 +177,42 @@ func TestDirectConnectionsKeepPreparedStatements(t *testing.T) {
 	if n == 0 {
 		t.Fatal("no cached prepared statement on a direct connection: the pool left pgx's statement cache")
 	}
+	// A rolled-back transaction leaves nothing behind.
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Tx.ExecContext(ctx, "INSERT INTO task (user_id, title) VALUES ($1, $2)", "rolled-back", "t"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatalf("rollback: %v", err)
+	}
+	if err := db.DB.QueryRowContext(ctx, "SELECT count(*) FROM task WHERE user_id = $1", "rolled-back").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d rolled-back tasks, %v", n, err)
+	}
 	if log.String() != "" {
 		t.Fatalf("a direct connection logged:\n%s", log.String())
+	}
+}
+
+// TestCheckDirectSaysWhatFailed pins that a direct URL that cannot be
+// checked fails the boot with the reason, not a pooler verdict.
+func TestCheckDirectSaysWhatFailed(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, url, want string }{
+		{"unparsable URL", "postgres://u@h:port/db", "parse PostgreSQL URL"},
+		{"nothing listening", "postgres://u:p@127.0.0.1:1/db?sslmode=disable&connect_timeout=5", "connect"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := database.CheckDirect(ctx, tt.url)
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) || strings.Contains(err.Error(), ":p@") {
+				t.Fatalf("CheckDirect(%s) = %v, want an error starting %q without the password", tt.url, err, tt.want)
+			}
+		})
 	}
 }
 
