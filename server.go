@@ -86,11 +86,23 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 
 	bootCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	db, err := database.Open(bootCtx, cfg.Database)
+	dbConfig := cfg.Database
+	dbConfig.Logger = log
+	db, err := database.Open(bootCtx, dbConfig)
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	defer db.Close()
+	// LISTEN needs a connection of its own: refuse a direct URL that goes
+	// through a transaction-mode pooler now, rather than lose events later.
+	if db.Dialect().Name() == dialect.PG {
+		if err := database.CheckDirect(bootCtx, cfg.DirectURL); err != nil {
+			if getenv("DATABASE_DIRECT_URL") == "" {
+				return fmt.Errorf("DATABASE_DIRECT_URL: not set, so LISTEN uses DATABASE_URL: %w", err)
+			}
+			return fmt.Errorf("DATABASE_DIRECT_URL: %w", err)
+		}
+	}
 	if err := model.CreateSchema(bootCtx, db); err != nil {
 		return err
 	}

@@ -40,7 +40,9 @@ type Config struct {
 	// Database is how to open the database named by DATABASE_URL.
 	Database database.Config
 	// DirectURL is a non-pooled URL for what a transaction-mode pooler
-	// cannot do (LISTEN/NOTIFY).
+	// cannot do (LISTEN/NOTIFY): DATABASE_DIRECT_URL, else derived from
+	// DATABASE_URL (DirectURL). Neon's pooled host is refused here; the
+	// server refuses any other pooler at boot (database.CheckDirect).
 	DirectURL string
 	// Auth is how tokens are verified.
 	Auth auth.Config
@@ -299,6 +301,8 @@ func (c *Config) loadDatabase(getenv func(string) string, prod bool) error {
 	c.DirectURL = getenv("DATABASE_DIRECT_URL")
 	if c.DirectURL == "" {
 		c.DirectURL = DirectURL(c.Database.URL)
+	} else if err := checkDirectURL(c.DirectURL); err != nil {
+		return err
 	}
 
 	var err error
@@ -371,6 +375,23 @@ func DirectURL(rawURL string) string {
 		u.Host = direct + "." + rest
 	}
 	return u.String()
+}
+
+// checkDirectURL refuses a DATABASE_DIRECT_URL that cannot be direct: not
+// PostgreSQL, or Neon's pooled host, which is a transaction-mode pooler
+// where LISTEN cannot work. Whether any other host pools is only known by
+// connecting: the server checks at boot (database.CheckDirect).
+func checkDirectURL(rawURL string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil || !database.IsPostgres(rawURL) {
+		return &Error{"DATABASE_DIRECT_URL", "must be a postgres:// or postgresql:// URL"}
+	}
+	if direct := DirectURL(rawURL); direct != rawURL {
+		d, _ := url.Parse(direct)
+		return &Error{"DATABASE_DIRECT_URL", fmt.Sprintf("names Neon's pooled host %s, a transaction-mode pooler where LISTEN/NOTIFY cannot work: "+
+			"use the direct host %s, or leave it unset to derive it from DATABASE_URL", u.Hostname(), d.Hostname())}
+	}
+	return nil
 }
 
 func (c *Config) loadAuth(getenv func(string) string, prod bool) error {

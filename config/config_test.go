@@ -338,6 +338,12 @@ func TestLoadRefusesBadSettingsNamingTheVariable(t *testing.T) {
 		{"production without DATABASE_URL", "DATABASE_URL", prod(map[string]string{"DATABASE_URL": ""})},
 		{"unsupported DATABASE_URL", "DATABASE_URL", prod(map[string]string{"DATABASE_URL": "mysql://u@h/db"})},
 		{"unparsable PostgreSQL URL", "DATABASE_URL", prod(map[string]string{"DATABASE_URL": "postgres://u@h:port/%zz"})},
+		{"DATABASE_DIRECT_URL on Neon's pooled host", "DATABASE_DIRECT_URL", prod(map[string]string{
+			"DATABASE_URL":        "postgresql://u:p@ep-a-1-pooler.us-east-2.aws.neon.tech/neondb?sslmode=require",
+			"DATABASE_DIRECT_URL": "postgresql://u:p@ep-a-1-pooler.us-east-2.aws.neon.tech/neondb?sslmode=require",
+		})},
+		{"DATABASE_DIRECT_URL not PostgreSQL", "DATABASE_DIRECT_URL", prod(map[string]string{"DATABASE_DIRECT_URL": "sqlite://todo.db"})},
+		{"DATABASE_DIRECT_URL unparsable", "DATABASE_DIRECT_URL", prod(map[string]string{"DATABASE_DIRECT_URL": "postgres://u:p@h:port/%zz"})},
 		{"production without a way to verify tokens", "BETTER_AUTH_URL", prod(map[string]string{"BETTER_AUTH_URL": ""})},
 		{"BETTER_AUTH_URL that is not an origin", "BETTER_AUTH_URL", prod(map[string]string{"BETTER_AUTH_URL": "auth.example.com"})},
 		{"AUTH_JWKS_URL that is not http(s)", "AUTH_JWKS_URL", prod(map[string]string{"AUTH_JWKS_URL": "file:///etc/jwks.json"})},

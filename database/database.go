@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"runtime"
 	"strings"
@@ -40,6 +41,10 @@ type Config struct {
 	// ConnMaxLifetime closes connections older than this (default 300s), so
 	// a pool follows a Neon compute that was suspended or replaced.
 	ConnMaxLifetime time.Duration
+	// Logger receives what the server should know about the database,
+	// such as a switch of statement mode behind a pooler; nil means
+	// slog.Default().
+	Logger *slog.Logger
 }
 
 // Pool defaults, sized for serverless PostgreSQL (CONTRACT §2): the plan's
@@ -123,11 +128,20 @@ func openPostgres(cfg Config) (*bun.DB, error) {
 	// PostgreSQL then skips parsing and planning it on every call. pgx
 	// sends statements without values, such as those Bun writes with the
 	// values in the text, with the simple protocol and never caches them.
-	// Transaction-mode PgBouncer passes prepared statements through since
-	// 1.21 (max_prepared_statements; Neon's pooler does); behind a pooler
-	// that does not, default_query_exec_mode=exec in the URL turns the
-	// cache off.
-	sqldb := stdlib.OpenDB(*connConfig, stdlib.OptionAfterConnect(scanTimesInUTC))
+	// Behind a transaction-mode pooler that does not keep prepared
+	// statements the pool switches itself to unprepared statements
+	// (pooler.go): the URL works as pasted.
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	modes := &statementModes{log: log}
+	sqldb := sql.OpenDB(&connector{
+		Connector: stdlib.GetConnector(*connConfig,
+			stdlib.OptionBeforeConnect(modes.beforeConnect),
+			stdlib.OptionAfterConnect(scanTimesInUTC)),
+		modes: modes,
+	})
 	// pgx's driver pings a connection idle for more than a second before
 	// handing it out again, so a connection dropped by the server while idle
 	// is replaced instead of failing a request.

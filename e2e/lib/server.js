@@ -23,6 +23,8 @@ export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..'
  * Go tests.
  */
 export function dialects() {
+  // The run through a pooler is about PostgreSQL: SQLite ran already.
+  if (process.env.E2E_POOLER_URL) return ['postgres'];
   const pgWanted = process.env.TEST_DATABASE_URL || process.env.TEST_REQUIRE_POSTGRES === '1';
   return pgWanted ? ['sqlite', 'postgres'] : ['sqlite'];
 }
@@ -71,6 +73,13 @@ export function serverBinary() {
  * that removes it. PostgreSQL gets a new schema on TEST_DATABASE_URL, named
  * by the search_path parameter; a PostgreSQL that is missing or unreachable
  * throws (the caller's suite fails) rather than skipping.
+ *
+ * With E2E_POOLER_URL (a pooler in front of TEST_DATABASE_URL's server,
+ * such as the transaction-mode PgBouncer that .ci/pgbouncer starts), the
+ * server's DATABASE_URL goes through the pooler, unchanged, and its
+ * DATABASE_DIRECT_URL (for LISTEN) to PostgreSQL directly, as an operator
+ * sets them. The fresh database is then a database of its own instead of
+ * a schema: PgBouncer 1.18 refuses a search_path startup parameter.
  */
 export async function freshDatabase(dialect, dir) {
   if (dialect === 'sqlite') {
@@ -78,6 +87,7 @@ export async function freshDatabase(dialect, dir) {
   }
   const base = process.env.TEST_DATABASE_URL;
   if (!base) throw new Error('TEST_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set');
+  if (process.env.E2E_POOLER_URL) return freshPooledDatabase(base, process.env.E2E_POOLER_URL);
   const schema = 'e2e_' + randomBytes(6).toString('hex');
   await withAdmin(base, (c) => c.query(`CREATE SCHEMA ${schema}`));
   const u = new URL(base);
@@ -99,6 +109,24 @@ export async function terminateBackends(applicationName, query = '%') {
     'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1 AND query LIKE $2',
     [applicationName, query]));
   return rows[0].n;
+}
+
+/** A new database on base's server, reached through the pooler at poolerURL. */
+async function freshPooledDatabase(base, poolerURL) {
+  const name = 'e2e_' + randomBytes(6).toString('hex');
+  await withAdmin(base, (c) => c.query(`CREATE DATABASE ${name}`));
+  const at = (raw) => {
+    const u = new URL(raw);
+    u.pathname = '/' + name;
+    u.searchParams.delete('search_path');
+    return u.toString();
+  };
+  return {
+    url: at(poolerURL),
+    directURL: at(base),
+    // FORCE: the pooler may still hold server connections to it.
+    drop: () => withAdmin(base, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)),
+  };
 }
 
 async function withAdmin(url, fn) {
@@ -139,6 +167,7 @@ export async function startServer({ dialect = 'sqlite', env = {}, applicationNam
       APP_ENV: 'development',
       LISTEN_ADDR: '127.0.0.1:0',
       DATABASE_URL: db.url,
+      ...(db.directURL ? { DATABASE_DIRECT_URL: db.directURL } : {}),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
