@@ -28,6 +28,9 @@ import (
 type Config struct {
 	// URL is postgres://…, postgresql://…, sqlite://PATH or sqlite::memory:.
 	URL string
+	// Tracer, when not nil, sees every statement and new connection on
+	// PostgreSQL (the telemetry package's SQL spans).
+	Tracer pgx.QueryTracer
 	// MaxOpenConns bounds open connections (default 15: serverless
 	// PostgreSQL counts connections).
 	MaxOpenConns int
@@ -127,6 +130,7 @@ func openPostgres(cfg Config) (*bun.DB, error) {
 	// 1.21 (max_prepared_statements; Neon's pooler does); behind a pooler
 	// that does not, default_query_exec_mode=exec in the URL turns the
 	// cache off.
+	connConfig.Tracer = cfg.Tracer
 	sqldb := stdlib.OpenDB(*connConfig, stdlib.OptionAfterConnect(scanTimesInUTC))
 	// pgx's driver pings a connection idle for more than a second before
 	// handing it out again, so a connection dropped by the server while idle
