@@ -23,6 +23,7 @@ import (
 	"github.com/taskql/server/model"
 	"github.com/taskql/server/telemetry"
 	"github.com/taskql/server/testutil"
+	"github.com/taskql/server/testutil/gqlws"
 )
 
 var secret = []byte("telemetry-tests-hs256-secret-0123456789")
@@ -64,10 +65,12 @@ func newTracedServer(t *testing.T, d testutil.Dialect, tracing bool) *tracedServ
 	if err != nil {
 		t.Fatal(err)
 	}
+	tasks := model.NewTasks(db)
 	cfg := api.Config{
-		Tasks:    model.NewTasks(db),
+		Tasks:    tasks,
 		Verifier: verifier,
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Changes:  testutil.NewBus(t, db, tasks),
 	}
 	if tracing {
 		cfg.TracerProvider = tp
@@ -358,4 +361,52 @@ func TestStartRefusesWhatItCannotExport(t *testing.T) {
 			t.Errorf("Start with %v: %v, want an error naming %s", env, err, name)
 		}
 	}
+}
+
+// TestSubscriptionsRunTraced pins that a websocket still upgrades through
+// the traced handler (its response writer wrapped by otelhttp) and that a
+// subscription's span, a child of the upgrade's, ends when the client
+// leaves, with the request id.
+func TestSubscriptionsRunTraced(t *testing.T) {
+	srv := newTracedServer(t, testutil.SQLite, true)
+	web := httptest.NewServer(srv.handler)
+	defer web.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws, err := gqlws.Dial(ctx, web.URL+"/graphql", http.Header{"X-Request-Id": {"req-ws"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if err := ws.Init(ctx, map[string]any{"Authorization": "Bearer " + srv.token}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.Subscribe(ctx, "1", `subscription Watch { taskChanged { kind task { title } } }`, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The subscription is in place once the server answers on the same
+	// connection; a task created then is delivered.
+	deadline := time.Now().Add(10 * time.Second)
+	var msg gqlws.Message
+	for msg.Type != "next" && time.Now().Before(deadline) {
+		srv.post(t, "req-create", `mutation { createTask(input: {title: "watched"}) { id } }`)
+		readCtx, stop := context.WithTimeout(ctx, 200*time.Millisecond)
+		msg, _ = ws.Next(readCtx)
+		stop()
+	}
+	if msg.Type != "next" {
+		t.Fatalf("no event reached the traced subscription: %+v", msg)
+	}
+	ws.Close()
+
+	for time.Now().Before(deadline) {
+		tree := spanTree{spans: srv.spans.GetSpans()}
+		if sub := tree.named("subscription Watch"); len(sub) == 1 {
+			wantParent(t, sub[0], tree.one(t, "GET /graphql"))
+			wantAttr(t, sub[0], "request.id", "req-ws")
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("the subscription's span never ended; spans: %s", spanTree{spans: srv.spans.GetSpans()})
 }
