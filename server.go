@@ -39,6 +39,7 @@ import (
 	"github.com/taskql/server/graph"
 	"github.com/taskql/server/memory"
 	"github.com/taskql/server/model"
+	"github.com/taskql/server/telemetry"
 )
 
 func main() {
@@ -86,8 +87,18 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 
 	bootCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	// Traces, when an OTEL_EXPORTER_OTLP_* endpoint is set: flushed last,
+	// after the requests that shutdown waits for.
+	tracing, flushTraces, err := telemetry.Start(bootCtx, getenv)
+	if err != nil {
+		return err
+	}
+	defer flushSpans(flushTraces, log)
 	dbConfig := cfg.Database
 	dbConfig.Logger = log
+	if tracing != nil {
+		dbConfig.Tracer = telemetry.NewSQLTracer(tracing)
+	}
 	db, err := database.Open(bootCtx, dbConfig)
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
@@ -169,6 +180,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		Limits:             cfg.Limits,
 		Metrics:            metrics,
 		MetricsToken:       cfg.MetricsToken,
+		TracerProvider:     tracing,
 	})
 	srv := &http.Server{
 		Handler:           handler,
@@ -228,6 +240,16 @@ func newEventBus(ctx context.Context, cfg *config.Config, db *bun.DB, health *mo
 		return nil, fmt.Errorf("DATABASE_DIRECT_URL: %w", err)
 	}
 	return bus, nil
+}
+
+// flushSpans sends the spans not yet exported and stops the tracer
+// provider, giving the collector a few seconds.
+func flushSpans(flush func(context.Context) error, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := flush(ctx); err != nil {
+		log.Warn("traces not flushed", "error", err)
+	}
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {

@@ -15,11 +15,13 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/rs/cors"
 	"github.com/vektah/gqlparser/v2/ast"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskql/server/graph"
 	"github.com/taskql/server/ide"
 	"github.com/taskql/server/model"
 	"github.com/taskql/server/resolver"
+	"github.com/taskql/server/telemetry"
 )
 
 // TokenVerifier checks a bearer token and says whom it speaks for.
@@ -72,6 +74,9 @@ type Config struct {
 	// at /metrics; MetricsToken, when set, is the bearer token it asks for.
 	Metrics      *Metrics
 	MetricsToken string
+	// TracerProvider, when not nil, traces each request, operation and
+	// root field (see package telemetry); nil traces nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // exampleQuery is what the IDE shows first.
@@ -121,6 +126,9 @@ func New(cfg Config) http.Handler {
 	// First, so that no other extension sees a variable the operation
 	// would not run with.
 	gql.Use(&strictScalars{})
+	if cfg.TracerProvider != nil {
+		gql.Use(telemetry.NewExtension(cfg.TracerProvider)) // outside the others, to time them
+	}
 	if !limits.DisableIntrospection {
 		gql.Use(extension.Introspection{})
 	}
@@ -182,7 +190,7 @@ func New(cfg Config) http.Handler {
 	// The Host is checked first: a request for another host name must
 	// not reach anything, the IDE and its token least of all.
 	return checkHost(newHostPolicy(cfg.AllowedHosts),
-		withRequestID(logRequests(cfg.Logger, cfg.Metrics, c.Handler(mux))))
+		withRequestID(telemetry.Handler(cfg.TracerProvider, RequestID, logRequests(cfg.Logger, cfg.Metrics, c.Handler(mux)))))
 }
 
 // graphqlOnly refuses what /graphql does not serve before gqlgen sees it:

@@ -29,6 +29,9 @@ import (
 type Config struct {
 	// URL is postgres://…, postgresql://…, sqlite://PATH or sqlite::memory:.
 	URL string
+	// Tracer, when not nil, sees every statement and new connection on
+	// PostgreSQL (the telemetry package's SQL spans).
+	Tracer pgx.QueryTracer
 	// MaxOpenConns bounds open connections (default 15: serverless
 	// PostgreSQL counts connections).
 	MaxOpenConns int
@@ -135,6 +138,7 @@ func openPostgres(cfg Config) (*bun.DB, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	connConfig.Tracer = cfg.Tracer
 	modes := &statementModes{log: log}
 	sqldb := sql.OpenDB(&connector{
 		Connector: stdlib.GetConnector(*connConfig,
