@@ -55,9 +55,18 @@ type server struct {
 // environment) and waits until it serves /healthz.
 func startServer(t *testing.T, env ...string) *server {
 	t.Helper()
-	bin, err := buildServer()
-	if err != nil {
-		t.Fatal(err)
+	return startServerBin(t, "", env...)
+}
+
+// startServerBin is startServer with the binary at bin, or the one built
+// from this checkout when bin is "".
+func startServerBin(t *testing.T, bin string, env ...string) *server {
+	t.Helper()
+	if bin == "" {
+		var err error
+		if bin, err = buildServer(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s := &server{addr: fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)), log: &bytes.Buffer{}, done: make(chan struct{})}
 	s.cmd = exec.Command(bin)
