@@ -155,9 +155,14 @@ export async function startServer({ dialect = 'sqlite', env = {}, applicationNam
   const dir = await mkdtemp(join(tmpdir(), 'taskql-e2e-'));
   const db = await freshDatabase(dialect, dir);
   if (applicationName && dialect === 'postgres') {
-    const u = new URL(db.url);
-    u.searchParams.set('application_name', applicationName);
-    db.url = u.toString();
+    const named = (raw) => {
+      const u = new URL(raw);
+      u.searchParams.set('application_name', applicationName);
+      return u.toString();
+    };
+    db.url = named(db.url);
+    // LISTEN runs on the direct URL when there is one (behind a pooler).
+    if (db.directURL) db.directURL = named(db.directURL);
   }
   const child = spawn(bin, [], {
     cwd: dir,
