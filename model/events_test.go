@@ -84,7 +84,7 @@ func (r *recorder) take() []*model.TaskChange {
 
 func TestStorePublishesEachCommittedChange(t *testing.T) {
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		rec := &recorder{t: t}
 		s.PublishTo(rec)
 		ctx := testutil.AsUser("alice")
@@ -155,7 +155,7 @@ func TestStorePublishesEachCommittedChange(t *testing.T) {
 
 func TestStoreRollsBackWhenPublishingFails(t *testing.T) {
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		rec := &recorder{t: t, failTx: errors.New("bus down")}
 		s.PublishTo(rec)
 		ctx := testutil.AsUser("alice")
@@ -177,7 +177,7 @@ func TestStoreRollsBackWhenPublishingFails(t *testing.T) {
 
 func TestSQLiteWritersTakeTurns(t *testing.T) {
 	db := testutil.NewDB(t, testutil.SQLite)
-	s := model.NewTasks(db)
+	s := newTasks(t, db)
 	rec := &recorder{t: t}
 	s.PublishTo(rec)
 	ctx := testutil.AsUser("alice")
@@ -228,7 +228,7 @@ func TestSQLiteWritersTakeTurns(t *testing.T) {
 
 func TestSQLitePublishesInCommitOrderEvenWhenPublishIsSlow(t *testing.T) {
 	db := testutil.NewDB(t, testutil.SQLite)
-	s := model.NewTasks(db)
+	s := newTasks(t, db)
 	ctx := testutil.AsUser("alice")
 	first := make(chan struct{})
 	rec := &recorder{t: t, slowTitle: "first"}
@@ -304,7 +304,7 @@ func (r *statementRecorder) PublishExpr(kind model.ChangeKind, userID, row strin
 func TestAStatementPublisherPublishesWithinEachMutation(t *testing.T) {
 	t.Parallel()
 	db := testutil.NewDB(t, testutil.Postgres)
-	s := model.NewTasks(db)
+	s := newTasks(t, db)
 	r := &statementRecorder{recorder: &recorder{t: t}, declined: "declined"}
 	s.PublishTo(r)
 	ctx := testutil.AsUser("alice")

@@ -201,7 +201,7 @@ func walkBackward(t *testing.T, s *model.Tasks, ctx context.Context, f model.Tas
 func TestPaginationWalksEveryOrderInBothDirectionsWithoutGapsOrDuplicates(t *testing.T) {
 	t.Parallel()
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		rows := seedForPaging(t, db, s, "alice", 31)
 		for _, o := range allOrders {
@@ -235,7 +235,7 @@ func TestPaginationWalksEveryOrderInBothDirectionsWithoutGapsOrDuplicates(t *tes
 func TestPaginationDefaultsAndBoundedWindows(t *testing.T) {
 	t.Parallel()
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		rows := seedForPaging(t, db, s, "alice", 26)
 		order := &model.TaskOrder{Field: model.OrderByTitle, Direction: model.Asc}
@@ -306,7 +306,7 @@ func TestCursorsStayValidWhenRowsBeforeThemChange(t *testing.T) {
 		{&model.TaskOrder{Field: model.OrderByUpdatedAt, Direction: model.Desc}, "zulu"},
 	}
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		for i, sc := range scenarios {
 			user := fmt.Sprintf("user%d", i)
 			ctx := testutil.AsUser(user)
@@ -397,7 +397,7 @@ func TestMalformedAndForeignCursorsAreInvalidInput(t *testing.T) {
 		{"UPDATED_AT cursor under the default order", b64(`{"f":"u","v":"2026-01-02T03:04:05Z","i":1}`), nil},
 	}
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		seedForPaging(t, db, s, "alice", 3)
 		for _, tt := range malformed {
@@ -454,7 +454,7 @@ func TestPageSizesOutsideZeroToHundredAreInvalidInput(t *testing.T) {
 		{"last 100", model.PageArgs{Last: ptr(100)}, ""},
 	}
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		mustCreate(t, s, ctx, model.CreateTaskInput{Title: "one"})
 		for _, tt := range tests {
@@ -484,7 +484,7 @@ func TestPageSizesOutsideZeroToHundredAreInvalidInput(t *testing.T) {
 func TestUnknownOrdersAreInvalidInput(t *testing.T) {
 	t.Parallel()
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		for _, o := range []model.TaskOrder{
 			{Field: "NAME", Direction: model.Asc},
@@ -571,7 +571,7 @@ func TestFiltersMatchCompletionAndLiteralCaseInsensitiveSubstrings(t *testing.T)
 		"milk", "MILK", "mIlK", "oat milk", "percent", "OFF", "zzz", "e", " ",
 	}
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		for _, it := range items {
 			mustCreate(t, s, ctx, model.CreateTaskInput{Title: it.title, Description: ptr(it.desc), Completed: ptr(it.completed)})
@@ -641,7 +641,7 @@ func titles(tasks []*model.Task) []string {
 func TestSearchRefusesNULAndOverlongText(t *testing.T) {
 	t.Parallel()
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		for _, bad := range []string{"a\x00", "\x00", strings.Repeat("a", model.MaxSearchLength+1), "\xff"} {
 			_, err := s.List(ctx, model.TaskFilter{Search: ptr(bad)}, nil, model.PageArgs{})

@@ -55,7 +55,7 @@ func TestCreateSchemaIsIdempotentKeepsDataAndCreatesOnlyTheTaskTable(t *testing.
 	t.Parallel()
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		task := mustCreate(t, s, testutil.AsUser("alice"), model.CreateTaskInput{Title: "survives", Completed: ptr(true)})
 		for i := range 2 {
 			if err := model.CreateSchema(ctx, db); err != nil {
@@ -189,7 +189,7 @@ func TestConcurrentBootsOnAnEmptyDatabaseAllCreateTheSchema(t *testing.T) {
 		}
 		// Every instance works against the one table.
 		for i, db := range dbs {
-			mustCreate(t, model.NewTasks(db), testutil.AsUser("alice"), model.CreateTaskInput{Title: fmt.Sprint(i)})
+			mustCreate(t, newTasks(t, db), testutil.AsUser("alice"), model.CreateTaskInput{Title: fmt.Sprint(i)})
 		}
 		if n := len(rawRows(t, dbs[0])); n != instances {
 			t.Fatalf("%d rows, want %d", n, instances)
@@ -200,7 +200,7 @@ func TestConcurrentBootsOnAnEmptyDatabaseAllCreateTheSchema(t *testing.T) {
 func TestSQLiteConcurrentWritersNeverFailWithDatabaseLocked(t *testing.T) {
 	t.Parallel()
 	db := testutil.NewDB(t, testutil.SQLite)
-	s := model.NewTasks(db)
+	s := newTasks(t, db)
 	const writers = 32
 	var wg sync.WaitGroup
 	errs := make(chan error, 4*writers)
@@ -313,7 +313,7 @@ func TestDatabaseFailuresAreErrorsNotMissingTasks(t *testing.T) {
 	t.Parallel()
 	testutil.ForEachDialect(t, func(t *testing.T, d testutil.Dialect) {
 		db := testutil.NewDB(t, d)
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		task := mustCreate(t, s, ctx, model.CreateTaskInput{Title: "x"})
 		id := idOf(task)

@@ -37,7 +37,7 @@ func TestCreateStoresTrimmedInputAndDefaults(t *testing.T) {
 		{"explicit completed true", model.CreateTaskInput{Title: "a", Completed: ptr(true)}, "a", nil, true},
 	}
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		seen := map[int64]bool{}
 		for _, tt := range tests {
@@ -70,7 +70,7 @@ func TestCreateStoresTrimmedInputAndDefaults(t *testing.T) {
 func TestGetFindsOnlyExistingTasksAndValidatesTheID(t *testing.T) {
 	t.Parallel()
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		task := mustCreate(t, s, ctx, model.CreateTaskInput{Title: "x", Description: ptr("y")})
 		sameTask(t, "Get", mustGet(t, s, ctx, idOf(task)), task)
@@ -119,7 +119,7 @@ func TestUpdateAppliesOnlyTheFieldsPresent(t *testing.T) {
 		}, want{"t2", ptr("d2"), true}},
 	}
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -173,7 +173,7 @@ func TestUpdateRefusesInvalidInputAndLeavesTheRowUnchanged(t *testing.T) {
 		{"malformed id", "1e3", model.UpdateTaskInput{Title: graphql.OmittableOf(ptr("x"))}, "id"},
 	}
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		task := mustCreate(t, s, ctx, model.CreateTaskInput{Title: "keep", Description: ptr("me")})
 		for _, tt := range tests {
@@ -198,7 +198,7 @@ func TestUpdateRefusesInvalidInputAndLeavesTheRowUnchanged(t *testing.T) {
 func TestToggleFlipsCompletionAndNothingElse(t *testing.T) {
 	t.Parallel()
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		prev := mustCreate(t, s, ctx, model.CreateTaskInput{Title: "flip", Description: ptr("me")})
 		for i, want := range []bool{true, false, true} {
@@ -230,7 +230,7 @@ func TestToggleFlipsCompletionAndNothingElse(t *testing.T) {
 func TestDeleteReturnsTheTaskAsItWasAndRemovesOnlyIt(t *testing.T) {
 	t.Parallel()
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		keep := mustCreate(t, s, ctx, model.CreateTaskInput{Title: "keep"})
 		victim := mustCreate(t, s, ctx, model.CreateTaskInput{Title: "go", Description: ptr("away"), Completed: ptr(true)})
@@ -262,7 +262,7 @@ func TestDeleteReturnsTheTaskAsItWasAndRemovesOnlyIt(t *testing.T) {
 func TestDeleteCompletedRemovesOnlyTheViewersCompletedTasksInIDOrder(t *testing.T) {
 	t.Parallel()
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		alice, bob := testutil.AsUser("alice"), testutil.AsUser("bob")
 
 		got, err := s.DeleteCompleted(alice)
@@ -326,7 +326,7 @@ func TestDeleteCompletedRemovesOnlyTheViewersCompletedTasksInIDOrder(t *testing.
 func TestStatsCountTheViewersTasks(t *testing.T) {
 	t.Parallel()
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		alice, bob := testutil.AsUser("alice"), testutil.AsUser("bob")
 		check := func(ctx context.Context, want model.TaskStats) {
 			t.Helper()
@@ -365,7 +365,7 @@ func TestStatsCountTheViewersTasks(t *testing.T) {
 func TestTimestampsAreDatabaseTimesInUTCThatReadBackIdentically(t *testing.T) {
 	t.Parallel()
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 
 		// checkReadBack compares a mutation's result with what Get and List
@@ -457,7 +457,7 @@ func TestTimestampsAreDatabaseTimesInUTCThatReadBackIdentically(t *testing.T) {
 func TestOneUserNeverSeesOrChangesAnothersTasks(t *testing.T) {
 	t.Parallel()
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		alice, bob := testutil.AsUser("alice"), testutil.AsUser("bob")
 		mine := mustCreate(t, s, alice, model.CreateTaskInput{Title: "shared word", Completed: ptr(true)})
 		bobsActive := mustCreate(t, s, bob, model.CreateTaskInput{Title: "shared word", Description: ptr("bob")})
@@ -519,7 +519,7 @@ func TestOneUserNeverSeesOrChangesAnothersTasks(t *testing.T) {
 func TestEveryMethodWithoutAUserIsUnauthenticatedAndTouchesNothing(t *testing.T) {
 	t.Parallel()
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		alice := testutil.AsUser("alice")
 		task := mustCreate(t, s, alice, model.CreateTaskInput{Title: "x", Completed: ptr(true)})
 		id := idOf(task)
@@ -609,7 +609,7 @@ func TestTitleAndDescriptionLimitsCountCodePoints(t *testing.T) {
 		{"1000 emoji description", model.CreateTaskInput{Title: "t", Description: ptr(strings.Repeat("🚀", 1000))}, ""},
 	}
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -686,7 +686,7 @@ func TestHostileStringsAreStoredVerbatim(t *testing.T) {
 		"zero\u200bwidth",
 	}
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		var created []*model.Task
 		for _, h := range hostile {
