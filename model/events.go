@@ -71,27 +71,6 @@ func (s *Tasks) PublishTo(p Publisher) {
 	s.publisher = p
 }
 
-// EventsMissedError ends a subscription whose stream of changes had a gap
-// the server cannot replay: the client read too slowly and its buffer
-// overflowed, or the server lost its LISTEN connection to the database,
-// where changes committed meanwhile were never heard. Rather than carry on
-// with a hole the client cannot see, the server ends the subscription; the
-// client should fetch its tasks again and resubscribe (CONTRACT §6,
-// EVENTS_MISSED).
-type EventsMissedError struct {
-	// Behind is how many events were waiting for a client that read too
-	// slowly when its subscription was ended; zero when the gap is the
-	// server's (its LISTEN connection dropped).
-	Behind int
-}
-
-func (e *EventsMissedError) Error() string {
-	if e.Behind > 0 {
-		return fmt.Sprintf("events missed: the client read too slowly, %d events behind — refetch and resubscribe", e.Behind)
-	}
-	return "events missed: the server lost its connection to the change stream — refetch and resubscribe"
-}
-
 // StatementPublisher is a Publisher that can also make delivery part of
 // the statement that changes the tasks, so that a mutation is one
 // statement instead of a transaction of several: PostgreSQL sends a

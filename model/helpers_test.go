@@ -26,26 +26,26 @@ func idOf(t *model.Task) string { return strconv.FormatInt(t.ID, 10) }
 
 func isPG(db *bun.DB) bool { return db.Dialect().Name() == dialect.PG }
 
-// wantInvalid fails unless err is a *model.InvalidInputError naming field.
+// wantInvalid fails unless err is an EINVALID *model.Error naming field.
 func wantInvalid(t *testing.T, err error, field string) {
 	t.Helper()
-	var ie *model.InvalidInputError
-	if !errors.As(err, &ie) {
-		t.Fatalf("error = %v (%T), want *model.InvalidInputError for field %q", err, err, field)
+	var ie *model.Error
+	if !errors.As(err, &ie) || ie.Code != model.EINVALID {
+		t.Fatalf("error = %v (%T), want an EINVALID *model.Error for field %q", err, err, field)
 	}
 	if ie.Field != field {
-		t.Fatalf("InvalidInputError.Field = %q, want %q (error: %v)", ie.Field, field, err)
+		t.Fatalf("Error.Field = %q, want %q (error: %v)", ie.Field, field, err)
 	}
 	if ie.Error() == "" || ie.Message == "" {
-		t.Fatalf("InvalidInputError for %q has no message", field)
+		t.Fatalf("EINVALID error for %q has no message", field)
 	}
 }
 
-// wantIs fails unless errors.Is(err, target).
-func wantIs(t *testing.T, err, target error) {
+// wantCode fails unless model.ErrorCode(err) is code.
+func wantCode(t *testing.T, err error, code string) {
 	t.Helper()
-	if !errors.Is(err, target) {
-		t.Fatalf("error = %v, want %v", err, target)
+	if got := model.ErrorCode(err); got != code {
+		t.Fatalf("error = %v (code %q), want code %q", err, got, code)
 	}
 }
 

@@ -34,7 +34,7 @@ type owned struct {
 }
 
 // owned starts a statement on the viewer's tasks, or returns
-// ErrUnauthenticated when ctx has no viewer.
+// an EUNAUTHENTICATED error when ctx has no viewer.
 func (s *Tasks) owned(ctx context.Context) (*owned, error) {
 	userID, err := viewerID(ctx)
 	if err != nil {

@@ -47,7 +47,7 @@ type TaskStats struct {
 
 // Tasks runs every query on the task table. Each method takes the user from
 // the context (see NewContext) and filters by it; without one it returns
-// ErrUnauthenticated and touches nothing. Statements start from owned,
+// an EUNAUTHENTICATED error and touches nothing. Statements start from owned,
 // which puts the filter in, so no method can leave it out.
 type Tasks struct {
 	db *bun.DB
@@ -82,7 +82,7 @@ func NewTasks(db *bun.DB) *Tasks {
 // readiness (see Health); its Probe pings the store's database.
 func (s *Tasks) Health() *Health { return s.health }
 
-// Get returns the viewer's task with the given id, or ErrNotFound.
+// Get returns the viewer's task with the given id, or an ENOTFOUND error.
 func (s *Tasks) Get(ctx context.Context, id string) (*Task, error) {
 	o, taskID, err := s.ownedTask(ctx, id)
 	if err != nil {
@@ -122,7 +122,7 @@ func oneTask(tasks []*Task, err error, what string) (*Task, error) {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if len(tasks) == 0 {
-		return nil, ErrNotFound
+		return nil, notFound("task")
 	}
 	return tasks[0], nil
 }

@@ -2,7 +2,6 @@ package model_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -76,9 +75,9 @@ func TestGetFindsOnlyExistingTasksAndValidatesTheID(t *testing.T) {
 		sameTask(t, "Get", mustGet(t, s, ctx, idOf(task)), task)
 
 		_, err := s.Get(ctx, "999999")
-		wantIs(t, err, model.ErrNotFound)
+		wantCode(t, err, model.ENOTFOUND)
 		_, err = s.Get(ctx, "9223372036854775807")
-		wantIs(t, err, model.ErrNotFound)
+		wantCode(t, err, model.ENOTFOUND)
 		_, err = s.Get(ctx, "1.0")
 		wantInvalid(t, err, "id")
 	})
@@ -191,7 +190,7 @@ func TestUpdateRefusesInvalidInputAndLeavesTheRowUnchanged(t *testing.T) {
 			})
 		}
 		_, err := s.Update(ctx, "424242", model.UpdateTaskInput{Title: graphql.OmittableOf(ptr("x"))})
-		wantIs(t, err, model.ErrNotFound)
+		wantCode(t, err, model.ENOTFOUND)
 	})
 }
 
@@ -221,7 +220,7 @@ func TestToggleFlipsCompletionAndNothingElse(t *testing.T) {
 			prev = got
 		}
 		_, err := s.Toggle(ctx, "424242")
-		wantIs(t, err, model.ErrNotFound)
+		wantCode(t, err, model.ENOTFOUND)
 		_, err = s.Toggle(ctx, "-1")
 		wantInvalid(t, err, "id")
 	})
@@ -247,12 +246,12 @@ func TestDeleteReturnsTheTaskAsItWasAndRemovesOnlyIt(t *testing.T) {
 		sameTask(t, "Delete's result", got, victim)
 
 		_, err = s.Get(ctx, idOf(victim))
-		wantIs(t, err, model.ErrNotFound)
+		wantCode(t, err, model.ENOTFOUND)
 		if rawRow(t, db, victim.ID) != nil {
 			t.Fatal("the deleted row is still in the table")
 		}
 		_, err = s.Delete(ctx, idOf(victim))
-		wantIs(t, err, model.ErrNotFound)
+		wantCode(t, err, model.ENOTFOUND)
 		_, err = s.Delete(ctx, "0")
 		wantInvalid(t, err, "id")
 		sameTask(t, "the other task", rawRow(t, db, keep.ID), keep)
@@ -465,7 +464,7 @@ func TestOneUserNeverSeesOrChangesAnothersTasks(t *testing.T) {
 		bobsRows := rawRowsOf(t, db, "bob")
 
 		_, missingErr := s.Get(alice, "999999")
-		wantIs(t, missingErr, model.ErrNotFound)
+		wantCode(t, missingErr, model.ENOTFOUND)
 		for _, other := range []*model.Task{bobsActive, bobsDone} {
 			id := idOf(other)
 			for name, call := range map[string]func() (*model.Task, error){
@@ -478,7 +477,7 @@ func TestOneUserNeverSeesOrChangesAnothersTasks(t *testing.T) {
 				"Delete":       func() (*model.Task, error) { return s.Delete(alice, id) },
 			} {
 				got, err := call()
-				wantIs(t, err, model.ErrNotFound)
+				wantCode(t, err, model.ENOTFOUND)
 				if got != nil {
 					t.Errorf("%s of another user's task returned %s", name, show(got))
 				}
@@ -556,8 +555,8 @@ func TestEveryMethodWithoutAUserIsUnauthenticatedAndTouchesNothing(t *testing.T)
 		}
 		for cname, ctx := range contexts {
 			for name, call := range calls {
-				if err := call(ctx); !errors.Is(err, model.ErrUnauthenticated) {
-					t.Errorf("%s with %s: error = %v, want model.ErrUnauthenticated", name, cname, err)
+				if err := call(ctx); model.ErrorCode(err) != model.EUNAUTHENTICATED {
+					t.Errorf("%s with %s: error = %v, want EUNAUTHENTICATED", name, cname, err)
 				}
 			}
 		}
