@@ -30,7 +30,7 @@ func TestPostgresBusCarriesChangesBetweenInstances(t *testing.T) {
 	subHere, _ := here.Subscribe(ctx)
 	subThere, _ := there.Subscribe(ctx)
 
-	created, err := store.Create(ctx, model.CreateTaskInput{Title: "hello", Description: ptr("world")})
+	created, err := store.Create(ctx, model.CreateTaskInput{Title: "hello", Description: testutil.Ptr("world")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestPostgresBusDeliversTheLargestChangesWhole(t *testing.T) {
 		sub, _ := bus.Subscribe(ctx)
 		created, err := store.Create(ctx, model.CreateTaskInput{
 			Title:       "t" + strings.Repeat(tt.char, model.MaxTitleLength-1),
-			Description: ptr("d" + strings.Repeat(tt.char, model.MaxDescriptionLength-1)),
+			Description: testutil.Ptr("d" + strings.Repeat(tt.char, model.MaxDescriptionLength-1)),
 		})
 		if err != nil {
 			t.Fatalf("%s: create: %v", tt.name, err)
@@ -154,7 +154,7 @@ func TestPostgresBusPublishesInTheTransaction(t *testing.T) {
 	}
 	// deleteCompletedTasks sends one DELETED per task, in one statement.
 	for _, title := range []string{"a", "b", "c"} {
-		if _, err := store.Create(ctx, model.CreateTaskInput{Title: title, Completed: ptr(true)}); err != nil {
+		if _, err := store.Create(ctx, model.CreateTaskInput{Title: title, Completed: testutil.Ptr(true)}); err != nil {
 			t.Fatal(err)
 		}
 	}

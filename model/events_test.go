@@ -108,7 +108,7 @@ func TestStorePublishesEachCommittedChange(t *testing.T) {
 
 		a := mustCreate(t, s, ctx, model.CreateTaskInput{Title: "a"})
 		check("Create", want{model.ChangeCreated, a})
-		a, err := s.Update(ctx, idOf(a), model.UpdateTaskInput{Title: graphql.OmittableOf(ptr("a2"))})
+		a, err := s.Update(ctx, idOf(a), model.UpdateTaskInput{Title: graphql.OmittableOf(testutil.Ptr("a2"))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +118,7 @@ func TestStorePublishesEachCommittedChange(t *testing.T) {
 			t.Fatal(err)
 		}
 		check("Toggle", want{model.ChangeUpdated, a})
-		b := mustCreate(t, s, ctx, model.CreateTaskInput{Title: "b", Completed: ptr(true)})
+		b := mustCreate(t, s, ctx, model.CreateTaskInput{Title: "b", Completed: testutil.Ptr(true)})
 		c := mustCreate(t, s, ctx, model.CreateTaskInput{Title: "c"})
 		rec.take()
 		deleted, err := s.DeleteCompleted(ctx)
@@ -319,7 +319,7 @@ func TestAStatementPublisherPublishesWithinEachMutation(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			created[i], errs[i] = s.Create(ctx, model.CreateTaskInput{Title: "task " + strconv.Itoa(i), Completed: ptr(i%2 == 0)})
+			created[i], errs[i] = s.Create(ctx, model.CreateTaskInput{Title: "task " + strconv.Itoa(i), Completed: testutil.Ptr(i%2 == 0)})
 		}()
 	}
 	wg.Wait()
@@ -337,7 +337,7 @@ func TestAStatementPublisherPublishesWithinEachMutation(t *testing.T) {
 	if err != nil || !toggled.Completed {
 		t.Fatalf("Toggle: %+v, %v", toggled, err)
 	}
-	updated, err := s.Update(ctx, idOf(created[1]), model.UpdateTaskInput{Title: graphql.OmittableOf(ptr("renamed"))})
+	updated, err := s.Update(ctx, idOf(created[1]), model.UpdateTaskInput{Title: graphql.OmittableOf(testutil.Ptr("renamed"))})
 	if err != nil || updated.Title != "renamed" {
 		t.Fatalf("Update: %+v, %v", updated, err)
 	}

@@ -14,13 +14,12 @@ import (
 
 	"github.com/taskql/server/graph/scalar"
 	"github.com/taskql/server/model"
+	"github.com/taskql/server/testutil"
 )
 
 // The test helpers of the model's integration suite. Every test runs on
 // SQLite and, when TEST_DATABASE_URL is set, on PostgreSQL, each on a fresh
 // database from testutil.
-
-func ptr[T any](v T) *T { return &v }
 
 func idOf(t *model.Task) string { return strconv.FormatInt(t.ID, 10) }
 
@@ -162,7 +161,7 @@ func listAll(t *testing.T, s *model.Tasks, ctx context.Context, filter model.Tas
 	var all []*model.Task
 	var after *string
 	for range 1000 {
-		p, err := s.List(ctx, filter, nil, model.PageArgs{First: ptr(model.MaxPageSize), After: after})
+		p, err := s.List(ctx, filter, nil, model.PageArgs{First: testutil.Ptr(model.MaxPageSize), After: after})
 		if err != nil {
 			t.Fatalf("List(%+v): %v", filter, err)
 		}

@@ -56,7 +56,7 @@ func TestCreateSchemaIsIdempotentKeepsDataAndCreatesOnlyTheTaskTable(t *testing.
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
 		s := newTasks(t, db)
-		task := mustCreate(t, s, testutil.AsUser("alice"), model.CreateTaskInput{Title: "survives", Completed: ptr(true)})
+		task := mustCreate(t, s, testutil.AsUser("alice"), model.CreateTaskInput{Title: "survives", Completed: testutil.Ptr(true)})
 		for i := range 2 {
 			if err := model.CreateSchema(ctx, db); err != nil {
 				t.Fatalf("CreateSchema again (#%d): %v", i+2, err)
