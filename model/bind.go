@@ -30,8 +30,8 @@ type binds struct {
 
 // binds starts the values of a statement; only owned calls it, so that
 // every statement on the task table starts with its owner's predicate.
-func (s *Tasks) binds() *binds {
-	return &binds{sqlite: s.db.Dialect().Name() == dialect.SQLite, args: make([]any, 0, 8), health: s.health}
+func (s *Tasks) binds() binds {
+	return binds{sqlite: s.db.Dialect().Name() == dialect.SQLite, args: make([]any, 0, 8), health: s.health}
 }
 
 // report tells health how the statement went: whether the database

@@ -104,7 +104,7 @@ func (s *Tasks) mutate(ctx context.Context, kind ChangeKind, o *owned, q schema.
 	if err != nil {
 		return nil, err
 	}
-	b := o.b
+	b := &o.b
 	run := func(ctx context.Context, conn querier, extra ...any) ([]*Task, error) {
 		rows, err := o.send(ctx, conn, text)
 		if err != nil {

@@ -24,10 +24,14 @@ import (
 // text of each query stays the same from call to call (see binds).
 type owned struct {
 	s *Tasks
-	b *binds
-	// users are the ids of the users the statement acts for: the viewer,
-	// or the viewers of a group of creates, in the group's order.
-	users []string
+	// b holds the statement's values; a part of owned rather than its own
+	// allocation, since every request builds at least one statement.
+	b binds
+	// user is the id of the viewer the statement acts for; for a group of
+	// creates, that of its first call, and group holds them all, in the
+	// group's order.
+	user  string
+	group []string
 	// owner is the placeholder bound to the viewer's id (one user) or to
 	// the array of users (a group).
 	owner bun.Safe
@@ -40,8 +44,9 @@ func (s *Tasks) owned(ctx context.Context) (*owned, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := s.binds()
-	return &owned{s: s, b: b, users: []string{userID}, owner: b.add(userID)}, nil
+	o := &owned{s: s, b: s.binds(), user: userID}
+	o.owner = o.b.add(userID)
+	return o, nil
 }
 
 // ownedByGroup starts the statement that inserts the tasks of group, each
@@ -55,8 +60,9 @@ func (s *Tasks) ownedByGroup(group []*pendingCreate) (*owned, error) {
 		}
 		users[i] = userID
 	}
-	b := s.binds()
-	return &owned{s: s, b: b, users: users, owner: b.typed(users, "varchar[]")}, nil
+	o := &owned{s: s, b: s.binds(), user: users[0], group: users}
+	o.owner = o.b.typed(users, "varchar[]")
+	return o, nil
 }
 
 // selectTasks starts a SELECT of the viewer's tasks.
@@ -88,16 +94,24 @@ func (o *owned) insert() *bun.InsertQuery {
 // by its call's viewer. unnest yields the rows in the arrays' order and
 // the ids are drawn in that order.
 func (o *owned) insertGroup(titles []string, descs []*string, completed []bool) schema.QueryAppender {
-	b := o.b
+	b := &o.b
 	return o.s.db.NewRaw("INSERT INTO task (user_id, title, description, completed) SELECT * FROM unnest(?, ?, ?, ?) RETURNING "+taskColumns,
 		o.owner, b.typed(titles, "varchar[]"), b.typed(descs, "varchar[]"), b.typed(completed, "boolean[]"))
+}
+
+// users are the ids of the users the statement acts for.
+func (o *owned) users() []string {
+	if o.group != nil {
+		return o.group
+	}
+	return []string{o.user}
 }
 
 // longestUser is the longest id among the users, the one whose changes
 // might not fit a notification (StatementPublisher.PublishExpr).
 func (o *owned) longestUser() string {
-	var longest string
-	for _, u := range o.users {
+	longest := o.user
+	for _, u := range o.group {
 		if len(u) > len(longest) {
 			longest = u
 		}
@@ -120,7 +134,7 @@ func (o *owned) text(q schema.QueryAppender) (string, error) {
 // database/sql directly; Bun's query hooks never see them, hence inspect.
 func (o *owned) send(ctx context.Context, conn querier, text string) (*sql.Rows, error) {
 	if o.s.inspect != nil {
-		o.s.inspect(ctx, text, o.b.args, o.users)
+		o.s.inspect(ctx, text, o.b.args, o.users())
 	}
 	rows, err := conn.QueryContext(ctx, text, o.b.queryArgs()...)
 	o.b.report(ctx, err)
@@ -135,7 +149,7 @@ func (o *owned) sendRow(ctx context.Context, q schema.QueryAppender, dest ...any
 		return err
 	}
 	if o.s.inspect != nil {
-		o.s.inspect(ctx, text, o.b.args, o.users)
+		o.s.inspect(ctx, text, o.b.args, o.users())
 	}
 	err = o.s.db.DB.QueryRowContext(ctx, text, o.b.queryArgs()...).Scan(dest...)
 	if errors.Is(err, sql.ErrNoRows) {

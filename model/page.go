@@ -163,7 +163,7 @@ func (s *Tasks) List(ctx context.Context, filter TaskFilter, order *TaskOrder, p
 		return nil, err
 	}
 
-	b := o.b
+	b := &o.b
 	// The best way to read a page depends on how many tasks the user has.
 	b.planPerCall = true
 	q := applyFilter(o.selectTasks(), filter, b)
@@ -244,7 +244,7 @@ func (s *Tasks) Count(ctx context.Context, filter TaskFilter) (int, error) {
 	}
 	q := o.selectTasks().ColumnExpr("count(*)")
 	var n int
-	if err := o.sendRow(ctx, applyFilter(q, filter, o.b), &n); err != nil {
+	if err := o.sendRow(ctx, applyFilter(q, filter, &o.b), &n); err != nil {
 		return 0, fmt.Errorf("count tasks: %w", err)
 	}
 	return n, nil

@@ -146,14 +146,14 @@ func (s *Tasks) Create(ctx context.Context, in CreateTaskInput) (*Task, error) {
 		completed = *in.Completed
 	}
 	if _, ok := s.publisher.(StatementPublisher); ok {
-		p := &pendingCreate{ctx: ctx, userID: o.users[0], title: title, desc: desc, completed: completed}
+		p := &pendingCreate{ctx: ctx, userID: o.user, title: title, desc: desc, completed: completed}
 		t, err := s.creates.create(p, s.insertGroup)
 		if err != nil {
 			return nil, fmt.Errorf("insert task: %w", err)
 		}
 		return t, nil
 	}
-	b := o.b
+	b := &o.b
 	q := o.insert().
 		Value("title", "?", b.add(title)).
 		Value("description", "?", b.add(desc)).
@@ -244,7 +244,7 @@ func (s *Tasks) Toggle(ctx context.Context, id string) (*Task, error) {
 // updated_at, restricts the statement to one task of o's user and returns
 // the row as it is after the change.
 func (s *Tasks) updateOne(ctx context.Context, o *owned, taskID int64, set func(*bun.UpdateQuery, *binds) *bun.UpdateQuery) (*Task, error) {
-	q := set(o.update(), o.b).
+	q := set(o.update(), &o.b).
 		Set("updated_at = ?", sqlNow{}).
 		Where("id = ?", o.b.id(taskID)).
 		Returning(taskColumns)
