@@ -104,6 +104,9 @@ func New(cfg Config) http.Handler {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
+	// One token cache for HTTP requests and websocket connections, so a
+	// token verified by either is verified once (see verifyAuthorization).
+	cfg.Verifier = newTokenCache(cfg.Verifier)
 
 	es := graph.NewExecutableSchema(graph.Config{
 		Resolvers:  &resolver.Resolver{TaskStore: cfg.Tasks, Changes: cfg.Changes},
@@ -150,7 +153,7 @@ func New(cfg Config) http.Handler {
 	gql.SetRecoverFunc(recoverPanic(cfg.Logger))
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", graphqlOnly(cfg.MaxBodyBytes, authenticate(newTokenCache(cfg.Verifier), gql)))
+	mux.Handle("/graphql", graphqlOnly(cfg.MaxBodyBytes, authenticate(cfg.Verifier, gql)))
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", cfg.Metrics.handler(cfg.MetricsToken))
 	}
@@ -244,13 +247,7 @@ func authenticate(v TokenVerifier, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		scheme, token, _ := strings.Cut(header, " ")
-		token = strings.TrimSpace(token)
-		var viewer model.Viewer
-		err := errors.New("the Authorization header must be Bearer <token>")
-		if strings.EqualFold(scheme, "Bearer") && token != "" {
-			viewer, err = v.Verify(r.Context(), token)
-		}
+		viewer, err := verifyAuthorization(r.Context(), v, header)
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 			writeErrors(w, responseMediaType(r), http.StatusUnauthorized, "invalid token",

@@ -37,7 +37,8 @@ const internalMessage = "internal server error"
 var errPanic = errors.New("panic in resolver")
 
 // presentError is the one place where the application's errors become
-// GraphQL errors with a code. Errors gqlgen made itself (parsing,
+// GraphQL errors with a code: a *model.Error keeps its message and its
+// field, and its code becomes extensions.code through apiCode. Errors gqlgen made itself (parsing,
 // validation, arguments) already carry a message meant for the client;
 // anything it does not recognize is masked and logged.
 //
@@ -48,10 +49,8 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gqlErr := &gqlerror.Error{Path: graphql.GetPath(ctx)}
 		var (
-			invalid  *model.InvalidInputError
-			conflict *model.ConflictError
-			missed   *model.EventsMissedError
-			known    *gqlerror.Error
+			app   *model.Error
+			known *gqlerror.Error
 		)
 		if errors.As(err, &known) {
 			// Keep where gqlgen says the error happened.
@@ -60,22 +59,17 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			}
 			gqlErr.Locations = known.Locations
 		}
+		code, ok := "", false
+		if errors.As(err, &app) {
+			code, ok = apiCode(app.Code)
+		}
 		switch {
-		case errors.As(err, &invalid):
-			gqlErr.Message = invalid.Error()
-			gqlErr.Extensions = map[string]any{"code": CodeBadUserInput, "field": invalid.Field}
-		case errors.Is(err, model.ErrNotFound):
-			gqlErr.Message = "task not found"
-			gqlErr.Extensions = map[string]any{"code": CodeNotFound}
-		case errors.Is(err, model.ErrUnauthenticated):
-			gqlErr.Message = "authentication required"
-			gqlErr.Extensions = map[string]any{"code": CodeUnauthenticated}
-		case errors.As(err, &missed):
-			gqlErr.Message = missed.Error()
-			gqlErr.Extensions = map[string]any{"code": CodeEventsMissed}
-		case errors.As(err, &conflict):
-			gqlErr.Message = conflict.Message
-			gqlErr.Extensions = map[string]any{"code": CodeConflict, "field": conflict.Field}
+		case ok:
+			gqlErr.Message = app.Error()
+			gqlErr.Extensions = map[string]any{"code": code}
+			if app.Field != "" {
+				gqlErr.Extensions["field"] = app.Field
+			}
 		case known != nil && known.Err == nil:
 			// An error gqlgen made itself, about the client's document
 			// (parse, validation, a null where the schema forbids it).
@@ -99,6 +93,26 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 		return gqlErr
 	}
+}
+
+// apiCode returns the extensions.code of the model's error code, or false
+// for a code a client is not told about (EINTERNAL), which presentError
+// masks like any unexpected error. A switch rather than a map, so that
+// the table is not package state anyone could change.
+func apiCode(code string) (string, bool) {
+	switch code {
+	case model.EINVALID:
+		return CodeBadUserInput, true
+	case model.ENOTFOUND:
+		return CodeNotFound, true
+	case model.EUNAUTHENTICATED:
+		return CodeUnauthenticated, true
+	case model.ECONFLICT:
+		return CodeConflict, true
+	case model.EEVENTSMISSED:
+		return CodeEventsMissed, true
+	}
+	return "", false
 }
 
 // recoverPanic turns a panic in a resolver into an internal error for the

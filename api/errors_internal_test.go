@@ -29,6 +29,7 @@ func TestPresentErrorClassifiesByCause(t *testing.T) {
 		err         error
 		wantCode    string
 		wantMessage string
+		wantField   string
 		wantLogged  bool
 	}{
 		{
@@ -53,9 +54,42 @@ func TestPresentErrorClassifiesByCause(t *testing.T) {
 		},
 		{
 			name:        "an argument gqlgen could not convert is BAD_USER_INPUT",
-			err:         graphql.ErrorOnPath(argument, &model.InvalidInputError{Field: "orderBy.field", Message: `"X" is not a TaskOrderField`}),
+			err:         graphql.ErrorOnPath(argument, &model.Error{Code: model.EINVALID, Field: "orderBy.field", Message: `"X" is not a TaskOrderField`}),
 			wantCode:    CodeBadUserInput,
 			wantMessage: `invalid orderBy.field: "X" is not a TaskOrderField`,
+			wantField:   "orderBy.field",
+		},
+		{
+			name:        "a missing row is NOT_FOUND with the model's message, through any wrapping",
+			err:         graphql.ErrorOnPath(field, fmt.Errorf("select task: %w", model.Errorf(model.ENOTFOUND, "task not found"))),
+			wantCode:    CodeNotFound,
+			wantMessage: "task not found",
+		},
+		{
+			name:        "a query without a viewer is UNAUTHENTICATED",
+			err:         graphql.ErrorOnPath(field, model.Unauthenticated()),
+			wantCode:    CodeUnauthenticated,
+			wantMessage: "authentication required",
+		},
+		{
+			name:        "a conflict is CONFLICT with its field, and its cause is not shown",
+			err:         graphql.ErrorOnPath(field, &model.Error{Code: model.ECONFLICT, Field: "email", Message: "a user with this email already exists", Err: dbErr}),
+			wantCode:    CodeConflict,
+			wantMessage: "a user with this email already exists",
+			wantField:   "email",
+		},
+		{
+			name:        "a gap in the change stream is EVENTS_MISSED",
+			err:         graphql.ErrorOnPath(field, model.EventsMissed(3)),
+			wantCode:    CodeEventsMissed,
+			wantMessage: "events missed: the client read too slowly, 3 events behind — refetch and resubscribe",
+		},
+		{
+			name:        "the model's internal code is masked like any unexpected error",
+			err:         graphql.ErrorOnPath(field, &model.Error{Code: model.EINTERNAL, Message: "select tasks: database is closed"}),
+			wantCode:    CodeInternal,
+			wantMessage: internalMessage,
+			wantLogged:  true,
 		},
 		{
 			name:        "gqlgen's own error keeps its message",
@@ -72,6 +106,9 @@ func TestPresentErrorClassifiesByCause(t *testing.T) {
 			}
 			if code, _ := got.Extensions["code"].(string); code != tt.wantCode {
 				t.Errorf("code = %q, want %q", code, tt.wantCode)
+			}
+			if field, _ := got.Extensions["field"].(string); field != tt.wantField {
+				t.Errorf("field = %q, want %q", field, tt.wantField)
 			}
 			if logged := strings.Contains(logs.String(), "database is closed"); logged != tt.wantLogged {
 				t.Errorf("cause logged = %v, want %v; log: %s", logged, tt.wantLogged, logs.String())

@@ -362,8 +362,6 @@ func (s *testServer) taskCount(t testing.TB) int {
 	return int(n)
 }
 
-func ptr[T any](v T) *T { return &v }
-
 func equalPtr(a, b *string) bool {
 	if a == nil || b == nil {
 		return a == b

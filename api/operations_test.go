@@ -31,7 +31,7 @@ func TestMeAnswersFromTheTokenClaims(t *testing.T) {
 				token: mint(t, "user-1", func(c *auth.MintClaims) {
 					c.Email, c.Name = "ada@example.com", "Ada Lovelace"
 				}),
-				want: user{ID: "user-1", Email: ptr("ada@example.com"), Name: ptr("Ada Lovelace")},
+				want: user{ID: "user-1", Email: testutil.Ptr("ada@example.com"), Name: testutil.Ptr("Ada Lovelace")},
 			},
 			{
 				name:  "null email and name when the token has none",
@@ -141,14 +141,14 @@ func TestUpdateTaskTellsAbsentFromNullDescription(t *testing.T) {
 			wantDone  bool
 		}{
 			{"absent description is unchanged", update,
-				map[string]any{"id": id, "in": map[string]any{"title": " renamed "}}, "renamed", ptr("keep"), false},
+				map[string]any{"id": id, "in": map[string]any{"title": " renamed "}}, "renamed", testutil.Ptr("keep"), false},
 			{"completed alone changes only completed", update,
-				map[string]any{"id": id, "in": map[string]any{"completed": true}}, "renamed", ptr("keep"), true},
+				map[string]any{"id": id, "in": map[string]any{"completed": true}}, "renamed", testutil.Ptr("keep"), true},
 			{"a new description replaces it", update,
-				map[string]any{"id": id, "in": map[string]any{"description": "new"}}, "renamed", ptr("new"), true},
+				map[string]any{"id": id, "in": map[string]any{"description": "new"}}, "renamed", testutil.Ptr("new"), true},
 			{"an unset variable inside the input is absent, not null",
 				`mutation($id: ID!, $d: String) { updateTask(id: $id, input: {description: $d}) { ` + taskFields + ` } }`,
-				map[string]any{"id": id}, "renamed", ptr("new"), true},
+				map[string]any{"id": id}, "renamed", testutil.Ptr("new"), true},
 			{"explicit null clears it", update,
 				map[string]any{"id": id, "in": map[string]any{"description": nil}}, "renamed", nil, true},
 			{"an empty input changes nothing", update,

@@ -77,7 +77,62 @@ func TestTokenCacheStaysBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := len(c.entries); n > tokenCacheSize {
+	if n := c.entries.Len(); n > tokenCacheSize {
 		t.Fatalf("the cache holds %d tokens, want at most %d", n, tokenCacheSize)
+	}
+}
+
+func TestTokenCacheEvictsTheLeastRecentlyUsedWhenFull(t *testing.T) {
+	v := &countingVerifier{}
+	c := newTokenCache(v)
+	ctx := context.Background()
+	for i := range tokenCacheSize {
+		if _, err := c.Verify(ctx, "ok-"+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// ok-0 is used again, so ok-1 is the least recently used.
+	if _, err := c.Verify(ctx, "ok-0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Verify(ctx, "ok-new"); err != nil {
+		t.Fatal(err)
+	}
+	calls := v.calls
+	if _, err := c.Verify(ctx, "ok-0"); err != nil || v.calls != calls {
+		t.Fatalf("the recently used token was verified again (%v): a full cache lost it", err)
+	}
+	if _, err := c.Verify(ctx, "ok-1"); err != nil || v.calls != calls+1 {
+		t.Fatalf("the least recently used token was still cached (%v)", err)
+	}
+}
+
+func TestVerifyAuthorizationAcceptsOnlyABearerToken(t *testing.T) {
+	tests := []struct {
+		name          string
+		authorization string
+		wantUser      string // "" means refused
+		wantCalls     int
+	}{
+		{"Bearer and a token", "Bearer ok-a", "user-ok-a", 1},
+		{"any case of the scheme", "bEARER ok-a", "user-ok-a", 1},
+		{"spaces around the token", "  Bearer   ok-a  ", "user-ok-a", 1},
+		{"another scheme", "Basic ok-a", "", 0},
+		{"the scheme alone", "Bearer", "", 0},
+		{"the scheme and spaces", "Bearer   ", "", 0},
+		{"a bare token", "ok-a", "", 0},
+		{"a token the verifier refuses", "Bearer forged", "", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := &countingVerifier{}
+			got, err := verifyAuthorization(context.Background(), newTokenCache(v), tt.authorization)
+			if (err == nil) != (tt.wantUser != "") || got.ID != tt.wantUser {
+				t.Fatalf("verifyAuthorization(%q) = %+v, %v; want user %q", tt.authorization, got, err, tt.wantUser)
+			}
+			if v.calls != tt.wantCalls {
+				t.Fatalf("the verifier ran %d times, want %d", v.calls, tt.wantCalls)
+			}
+		})
 	}
 }

@@ -133,6 +133,8 @@ func (ws *Websockets) Shutdown(ctx context.Context) error {
 // token), answers a subscribe before connection_ack with 1002 rather than
 // 4401, and cannot say why a subscription's stream ended.
 type wsTransport struct {
+	// verifier is the handler's token cache, shared with HTTP requests
+	// (see verifyAuthorization).
 	verifier    TokenVerifier
 	origins     originPolicy
 	log         *slog.Logger
@@ -338,10 +340,10 @@ func (c *wsConn) authenticate(ctx context.Context, payload json.RawMessage) (v m
 			return v, "the connection_init payload must be a JSON object"
 		}
 	}
-	token, found := bearerToken(params)
+	authorization, found := initAuthorization(params)
 	if !found {
 		if headers, ok := params["headers"].(map[string]any); ok {
-			token, found = bearerToken(headers)
+			authorization, found = initAuthorization(headers)
 		}
 	}
 	if !found {
@@ -350,30 +352,28 @@ func (c *wsConn) authenticate(ctx context.Context, payload json.RawMessage) (v m
 		}
 		return v, `missing token: send {"Authorization": "Bearer <token>"} in connection_init`
 	}
-	v, err := c.t.verifier.Verify(ctx, token)
-	if token == "" || err != nil {
+	v, err := verifyAuthorization(ctx, c.t.verifier, authorization)
+	if err != nil {
 		return v, "invalid token"
 	}
 	return v, ""
 }
 
-// bearerToken returns the token under the first of the keys that holds a
-// string: "Bearer <token>" under Authorization (any case of the scheme),
-// the bare token under token. A value in another form yields "", found.
-func bearerToken(params map[string]any) (token string, found bool) {
+// initAuthorization returns, as an Authorization value, the token under
+// the first of the keys that holds a string: "Bearer <token>" under
+// Authorization (any case of the scheme), the bare token (or "Bearer
+// <token>") under token. A value in another form is returned as it is,
+// for verifyAuthorization to refuse.
+func initAuthorization(params map[string]any) (authorization string, found bool) {
 	for _, key := range []string{"Authorization", "authorization", "token"} {
 		s, ok := params[key].(string)
 		if !ok || strings.TrimSpace(s) == "" {
 			continue
 		}
-		s = strings.TrimSpace(s)
-		if scheme, rest, ok := strings.Cut(s, " "); ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(rest), true
+		if _, bearer := bearerToken(s); key == "token" && !bearer {
+			return "Bearer " + strings.TrimSpace(s), true
 		}
-		if key == "token" {
-			return s, true
-		}
-		return "", true
+		return s, true
 	}
 	return "", false
 }

@@ -14,8 +14,6 @@ import (
 
 // The test helpers of the events package.
 
-func ptr[T any](v T) *T { return &v }
-
 // changeOf is a change of a task of user with id.
 func changeOf(user string, id int64) *model.TaskChange {
 	return &model.TaskChange{Kind: model.ChangeUpdated, Task: &model.Task{ID: id, UserID: user, Title: "t"}}

@@ -37,7 +37,7 @@ var ErrClosed = errors.New("events: the server is shutting down")
 // Hub fans changes out to the subscriptions of the user each change belongs
 // to. Delivery never blocks: each subscription has a bounded buffer, and a
 // subscription whose buffer is full when a change arrives is closed with a
-// *model.EventsMissedError, so a slow client neither holds up mutations
+// model.EEVENTSMISSED error, so a slow client neither holds up mutations
 // and other subscribers nor loses events without being told.
 //
 // The zero Hub is ready to use.
@@ -75,7 +75,7 @@ type Subscription struct {
 func (s *Subscription) Changes() <-chan *model.TaskChange { return s.c }
 
 // Err says why Changes was closed: nil when the subscription's context
-// ended it or the hub closed, a *model.EventsMissedError when the stream
+// ended it or the hub closed, a model.EEVENTSMISSED error when the stream
 // had a gap (the subscriber fell behind, or the bus lost its connection).
 // It is nil while the subscription is open.
 func (s *Subscription) Err() error {
@@ -85,12 +85,12 @@ func (s *Subscription) Err() error {
 }
 
 // Subscribe starts a subscription to the changes of the viewer in ctx
-// (model.ErrUnauthenticated without one). It lasts until ctx is done,
+// (model.EUNAUTHENTICATED without one). It lasts until ctx is done,
 // unless it falls behind or the hub closes first.
 func (h *Hub) Subscribe(ctx context.Context) (*Subscription, error) {
 	v, ok := model.ViewerFromContext(ctx)
 	if !ok {
-		return nil, model.ErrUnauthenticated
+		return nil, model.Unauthenticated()
 	}
 	buffer := h.Buffer
 	if buffer <= 0 {
@@ -134,7 +134,7 @@ func (h *Hub) Deliver(changes []*model.TaskChange) {
 				// Dropping this change silently would leave the client's
 				// list wrong for good; ending the stream tells it to
 				// refetch.
-				h.endLocked(s, &model.EventsMissedError{Behind: len(s.c) + 1})
+				h.endLocked(s, model.EventsMissed(len(s.c)+1))
 			}
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"github.com/taskql/server/model"
 )
 
+// ptr is testutil.Ptr, which this internal test cannot import: testutil
+// imports events.
 func ptr[T any](v T) *T { return &v }
 
 // worstChanges are changes whose JSON is as long as the task table allows:

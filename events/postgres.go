@@ -52,7 +52,7 @@ const (
 // When it drops (the database restarted, a Neon compute suspended or was
 // replaced), changes committed meanwhile were never heard and cannot be
 // replayed: every subscription it served ends with a
-// *model.EventsMissedError, so that its client refetches and
+// model.EEVENTSMISSED error, so that its client refetches and
 // resubscribes, and nothing reconnects until the next Subscribe, which
 // would otherwise wake the database that just let the connection go.
 //
@@ -200,13 +200,13 @@ func (p *Postgres) Start(ctx context.Context) error {
 }
 
 // Subscribe starts a subscription to the changes of the viewer in ctx
-// (model.ErrUnauthenticated without one), as Hub.Subscribe does, once
+// (model.EUNAUTHENTICATED without one), as Hub.Subscribe does, once
 // LISTEN is in place: opened by this call if no subscription holds it
 // open. Every change committed after it returns reaches the subscription,
-// or the subscription ends with a *model.EventsMissedError.
+// or the subscription ends with a model.EEVENTSMISSED error.
 func (p *Postgres) Subscribe(ctx context.Context) (*Subscription, error) {
 	if _, ok := model.ViewerFromContext(ctx); !ok {
-		return nil, model.ErrUnauthenticated
+		return nil, model.Unauthenticated()
 	}
 	// A listener can drop between opening and this subscription's
 	// registration; then the next attempt opens another.
@@ -345,7 +345,7 @@ func (p *Postgres) run(ctx context.Context, l *listener) {
 	ended := 0
 	if p.cur == l {
 		p.cur = nil
-		ended = p.Hub.endAll(&model.EventsMissedError{})
+		ended = p.Hub.endAll(model.EventsMissed(0))
 	}
 	l.open = false
 	if l.linger != nil {

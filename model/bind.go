@@ -3,14 +3,11 @@ package model
 import (
 	"context"
 	"database/sql"
-	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
-	"github.com/uptrace/bun/schema"
 
 	"github.com/taskql/server/database"
 )
@@ -31,8 +28,10 @@ type binds struct {
 	health *Health
 }
 
-func (s *Tasks) binds() *binds {
-	return &binds{sqlite: s.db.Dialect().Name() == dialect.SQLite, args: make([]any, 0, 8), health: s.health}
+// binds starts the values of a statement; only owned calls it, so that
+// every statement on the task table starts with its owner's predicate.
+func (s *Tasks) binds() binds {
+	return binds{sqlite: s.db.Dialect().Name() == dialect.SQLite, args: make([]any, 0, 8), health: s.health}
 }
 
 // report tells health how the statement went: whether the database
@@ -76,30 +75,9 @@ func (b *binds) time(t time.Time) bun.Safe {
 
 // querier runs a statement with bound values: the pool or a transaction.
 // Bun's own methods would write the values into the text again, so
-// statements go to database/sql directly.
+// statements go to database/sql directly (see owned.send).
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-// sqlText returns the text of a query built with b's placeholders.
-func sqlText(db *bun.DB, q schema.QueryAppender) (string, error) {
-	text, err := q.AppendQuery(db.QueryGen(), nil)
-	if err != nil {
-		return "", fmt.Errorf("build query: %w", err)
-	}
-	return string(text), nil
-}
-
-// query runs q on conn with b's values.
-func (b *binds) query(ctx context.Context, db *bun.DB, conn querier, q schema.QueryAppender) (*sql.Rows, error) {
-	text, err := sqlText(db, q)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := conn.QueryContext(ctx, text, b.queryArgs()...)
-	b.report(ctx, err)
-	return rows, err
 }
 
 // queryArgs are the arguments of the statement for database/sql.
@@ -108,20 +86,4 @@ func (b *binds) queryArgs() []any {
 		return append([]any{database.PlanPerCall}, b.args...)
 	}
 	return b.args
-}
-
-// scan runs q, which returns one row, on conn with b's values and scans the
-// row into dest; no row is sql.ErrNoRows.
-func (b *binds) scan(ctx context.Context, db *bun.DB, conn querier, q schema.QueryAppender, dest ...any) error {
-	text, err := sqlText(db, q)
-	if err != nil {
-		return err
-	}
-	err = conn.QueryRowContext(ctx, text, b.queryArgs()...).Scan(dest...)
-	if errors.Is(err, sql.ErrNoRows) {
-		b.report(ctx, nil) // an answer: there is no such row
-	} else {
-		b.report(ctx, err)
-	}
-	return err
 }

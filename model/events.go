@@ -71,27 +71,6 @@ func (s *Tasks) PublishTo(p Publisher) {
 	s.publisher = p
 }
 
-// EventsMissedError ends a subscription whose stream of changes had a gap
-// the server cannot replay: the client read too slowly and its buffer
-// overflowed, or the server lost its LISTEN connection to the database,
-// where changes committed meanwhile were never heard. Rather than carry on
-// with a hole the client cannot see, the server ends the subscription; the
-// client should fetch its tasks again and resubscribe (CONTRACT §6,
-// EVENTS_MISSED).
-type EventsMissedError struct {
-	// Behind is how many events were waiting for a client that read too
-	// slowly when its subscription was ended; zero when the gap is the
-	// server's (its LISTEN connection dropped).
-	Behind int
-}
-
-func (e *EventsMissedError) Error() string {
-	if e.Behind > 0 {
-		return fmt.Sprintf("events missed: the client read too slowly, %d events behind — refetch and resubscribe", e.Behind)
-	}
-	return "events missed: the server lost its connection to the change stream — refetch and resubscribe"
-}
-
 // StatementPublisher is a Publisher that can also make delivery part of
 // the statement that changes the tasks, so that a mutation is one
 // statement instead of a transaction of several: PostgreSQL sends a
@@ -107,7 +86,7 @@ type StatementPublisher interface {
 	PublishExpr(kind ChangeKind, userID, row string, bind func(v any) string) (expr string, ok bool)
 }
 
-// mutate runs q, a statement built with b's values that returns the
+// mutate runs q, a statement built from o that returns the
 // changed tasks (taskColumns), and publishes a change of kind for each,
 // in id order, only if it commits. It returns the tasks in id order.
 //
@@ -120,14 +99,14 @@ type StatementPublisher interface {
 // costs no concurrency: writers wait in a fair queue instead of in
 // SQLite's busy handler (which fails with "database is locked" once its
 // timeout passes), and events leave in commit order.
-func (s *Tasks) mutate(ctx context.Context, kind ChangeKind, userID string, q schema.QueryAppender, b *binds) ([]*Task, error) {
-	text, err := sqlText(s.db, q)
+func (s *Tasks) mutate(ctx context.Context, kind ChangeKind, o *owned, q schema.QueryAppender) ([]*Task, error) {
+	text, err := o.text(q)
 	if err != nil {
 		return nil, err
 	}
+	b := &o.b
 	run := func(ctx context.Context, conn querier, extra ...any) ([]*Task, error) {
-		rows, err := conn.QueryContext(ctx, text, b.queryArgs()...)
-		b.report(ctx, err)
+		rows, err := o.send(ctx, conn, text)
 		if err != nil {
 			return nil, err
 		}
@@ -137,7 +116,7 @@ func (s *Tasks) mutate(ctx context.Context, kind ChangeKind, userID string, q sc
 	}
 	if p, ok := s.publisher.(StatementPublisher); ok {
 		bind := func(v any) string { return string(b.add(v)) }
-		if expr, ok := p.PublishExpr(kind, userID, "t", bind); ok {
+		if expr, ok := p.PublishExpr(kind, o.longestUser(), "t", bind); ok {
 			// A volatile function of the select list runs after the sort,
 			// so the changes go out in id order.
 			text = "WITH t AS (" + text + ") SELECT t.*, " + expr + " FROM t ORDER BY t.id"

@@ -84,7 +84,7 @@ func (r *recorder) take() []*model.TaskChange {
 
 func TestStorePublishesEachCommittedChange(t *testing.T) {
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		rec := &recorder{t: t}
 		s.PublishTo(rec)
 		ctx := testutil.AsUser("alice")
@@ -108,7 +108,7 @@ func TestStorePublishesEachCommittedChange(t *testing.T) {
 
 		a := mustCreate(t, s, ctx, model.CreateTaskInput{Title: "a"})
 		check("Create", want{model.ChangeCreated, a})
-		a, err := s.Update(ctx, idOf(a), model.UpdateTaskInput{Title: graphql.OmittableOf(ptr("a2"))})
+		a, err := s.Update(ctx, idOf(a), model.UpdateTaskInput{Title: graphql.OmittableOf(testutil.Ptr("a2"))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +118,7 @@ func TestStorePublishesEachCommittedChange(t *testing.T) {
 			t.Fatal(err)
 		}
 		check("Toggle", want{model.ChangeUpdated, a})
-		b := mustCreate(t, s, ctx, model.CreateTaskInput{Title: "b", Completed: ptr(true)})
+		b := mustCreate(t, s, ctx, model.CreateTaskInput{Title: "b", Completed: testutil.Ptr(true)})
 		c := mustCreate(t, s, ctx, model.CreateTaskInput{Title: "c"})
 		rec.take()
 		deleted, err := s.DeleteCompleted(ctx)
@@ -140,10 +140,10 @@ func TestStorePublishesEachCommittedChange(t *testing.T) {
 		if _, err := s.Create(ctx, model.CreateTaskInput{Title: ""}); err == nil {
 			t.Fatal("Create with an empty title succeeded")
 		}
-		if _, err := s.Toggle(ctx, idOf(c)); !errors.Is(err, model.ErrNotFound) {
+		if _, err := s.Toggle(ctx, idOf(c)); model.ErrorCode(err) != model.ENOTFOUND {
 			t.Fatalf("Toggle of a deleted task: %v", err)
 		}
-		if _, err := s.Delete(testutil.AsUser("bob"), idOf(a)); !errors.Is(err, model.ErrNotFound) {
+		if _, err := s.Delete(testutil.AsUser("bob"), idOf(a)); model.ErrorCode(err) != model.ENOTFOUND {
 			t.Fatalf("Delete of a deleted task: %v", err)
 		}
 		if _, err := s.DeleteCompleted(ctx); err != nil {
@@ -155,7 +155,7 @@ func TestStorePublishesEachCommittedChange(t *testing.T) {
 
 func TestStoreRollsBackWhenPublishingFails(t *testing.T) {
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		rec := &recorder{t: t, failTx: errors.New("bus down")}
 		s.PublishTo(rec)
 		ctx := testutil.AsUser("alice")
@@ -177,7 +177,7 @@ func TestStoreRollsBackWhenPublishingFails(t *testing.T) {
 
 func TestSQLiteWritersTakeTurns(t *testing.T) {
 	db := testutil.NewDB(t, testutil.SQLite)
-	s := model.NewTasks(db)
+	s := newTasks(t, db)
 	rec := &recorder{t: t}
 	s.PublishTo(rec)
 	ctx := testutil.AsUser("alice")
@@ -228,7 +228,7 @@ func TestSQLiteWritersTakeTurns(t *testing.T) {
 
 func TestSQLitePublishesInCommitOrderEvenWhenPublishIsSlow(t *testing.T) {
 	db := testutil.NewDB(t, testutil.SQLite)
-	s := model.NewTasks(db)
+	s := newTasks(t, db)
 	ctx := testutil.AsUser("alice")
 	first := make(chan struct{})
 	rec := &recorder{t: t, slowTitle: "first"}
@@ -304,7 +304,7 @@ func (r *statementRecorder) PublishExpr(kind model.ChangeKind, userID, row strin
 func TestAStatementPublisherPublishesWithinEachMutation(t *testing.T) {
 	t.Parallel()
 	db := testutil.NewDB(t, testutil.Postgres)
-	s := model.NewTasks(db)
+	s := newTasks(t, db)
 	r := &statementRecorder{recorder: &recorder{t: t}, declined: "declined"}
 	s.PublishTo(r)
 	ctx := testutil.AsUser("alice")
@@ -319,7 +319,7 @@ func TestAStatementPublisherPublishesWithinEachMutation(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			created[i], errs[i] = s.Create(ctx, model.CreateTaskInput{Title: "task " + strconv.Itoa(i), Completed: ptr(i%2 == 0)})
+			created[i], errs[i] = s.Create(ctx, model.CreateTaskInput{Title: "task " + strconv.Itoa(i), Completed: testutil.Ptr(i%2 == 0)})
 		}()
 	}
 	wg.Wait()
@@ -337,7 +337,7 @@ func TestAStatementPublisherPublishesWithinEachMutation(t *testing.T) {
 	if err != nil || !toggled.Completed {
 		t.Fatalf("Toggle: %+v, %v", toggled, err)
 	}
-	updated, err := s.Update(ctx, idOf(created[1]), model.UpdateTaskInput{Title: graphql.OmittableOf(ptr("renamed"))})
+	updated, err := s.Update(ctx, idOf(created[1]), model.UpdateTaskInput{Title: graphql.OmittableOf(testutil.Ptr("renamed"))})
 	if err != nil || updated.Title != "renamed" {
 		t.Fatalf("Update: %+v, %v", updated, err)
 	}
@@ -345,8 +345,8 @@ func TestAStatementPublisherPublishesWithinEachMutation(t *testing.T) {
 	if err != nil || deleted.ID != created[3].ID {
 		t.Fatalf("Delete: %+v, %v", deleted, err)
 	}
-	if _, err := s.Delete(ctx, idOf(created[3])); !errors.Is(err, model.ErrNotFound) {
-		t.Fatalf("second Delete: %v, want ErrNotFound", err)
+	if _, err := s.Delete(ctx, idOf(created[3])); model.ErrorCode(err) != model.ENOTFOUND {
+		t.Fatalf("second Delete: %v, want ENOTFOUND", err)
 	}
 	gone, err := s.DeleteCompleted(ctx)
 	if err != nil || len(gone) != n/2+1 {

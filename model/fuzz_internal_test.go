@@ -10,15 +10,15 @@ import (
 )
 
 // The fuzz targets of the model's input handling: whatever a client sends,
-// these return a value or an *InvalidInputError naming the field, and never
+// these return a value or an EINVALID *Error naming the field, and never
 // panic. Seeds are in testdata/fuzz; .ci/run fuzzes each for a bounded time.
 
-// wantInvalidInput fails unless err is an *InvalidInputError for field.
+// wantInvalidInput fails unless err is an EINVALID *Error for field.
 func wantInvalidInput(t *testing.T, err error, field string) {
 	t.Helper()
-	var ie *InvalidInputError
-	if !errors.As(err, &ie) || ie.Field != field {
-		t.Fatalf("error %v (%T), want *InvalidInputError for %q", err, err, field)
+	var ie *Error
+	if !errors.As(err, &ie) || ie.Code != EINVALID || ie.Field != field {
+		t.Fatalf("error %v (%T), want an EINVALID *Error for %q", err, err, field)
 	}
 }
 

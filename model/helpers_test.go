@@ -14,38 +14,37 @@ import (
 
 	"github.com/taskql/server/graph/scalar"
 	"github.com/taskql/server/model"
+	"github.com/taskql/server/testutil"
 )
 
 // The test helpers of the model's integration suite. Every test runs on
 // SQLite and, when TEST_DATABASE_URL is set, on PostgreSQL, each on a fresh
 // database from testutil.
 
-func ptr[T any](v T) *T { return &v }
-
 func idOf(t *model.Task) string { return strconv.FormatInt(t.ID, 10) }
 
 func isPG(db *bun.DB) bool { return db.Dialect().Name() == dialect.PG }
 
-// wantInvalid fails unless err is a *model.InvalidInputError naming field.
+// wantInvalid fails unless err is an EINVALID *model.Error naming field.
 func wantInvalid(t *testing.T, err error, field string) {
 	t.Helper()
-	var ie *model.InvalidInputError
-	if !errors.As(err, &ie) {
-		t.Fatalf("error = %v (%T), want *model.InvalidInputError for field %q", err, err, field)
+	var ie *model.Error
+	if !errors.As(err, &ie) || ie.Code != model.EINVALID {
+		t.Fatalf("error = %v (%T), want an EINVALID *model.Error for field %q", err, err, field)
 	}
 	if ie.Field != field {
-		t.Fatalf("InvalidInputError.Field = %q, want %q (error: %v)", ie.Field, field, err)
+		t.Fatalf("Error.Field = %q, want %q (error: %v)", ie.Field, field, err)
 	}
 	if ie.Error() == "" || ie.Message == "" {
-		t.Fatalf("InvalidInputError for %q has no message", field)
+		t.Fatalf("EINVALID error for %q has no message", field)
 	}
 }
 
-// wantIs fails unless errors.Is(err, target).
-func wantIs(t *testing.T, err, target error) {
+// wantCode fails unless model.ErrorCode(err) is code.
+func wantCode(t *testing.T, err error, code string) {
 	t.Helper()
-	if !errors.Is(err, target) {
-		t.Fatalf("error = %v, want %v", err, target)
+	if got := model.ErrorCode(err); got != code {
+		t.Fatalf("error = %v (code %q), want code %q", err, got, code)
 	}
 }
 
@@ -162,7 +161,7 @@ func listAll(t *testing.T, s *model.Tasks, ctx context.Context, filter model.Tas
 	var all []*model.Task
 	var after *string
 	for range 1000 {
-		p, err := s.List(ctx, filter, nil, model.PageArgs{First: ptr(model.MaxPageSize), After: after})
+		p, err := s.List(ctx, filter, nil, model.PageArgs{First: testutil.Ptr(model.MaxPageSize), After: after})
 		if err != nil {
 			t.Fatalf("List(%+v): %v", filter, err)
 		}

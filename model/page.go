@@ -143,16 +143,16 @@ func (p *TaskPage) Edges() []*TaskEdge {
 // a cursor holds the sort value and id of its task, so it stays valid when
 // tasks before it are added or removed.
 func (s *Tasks) List(ctx context.Context, filter TaskFilter, order *TaskOrder, page PageArgs) (*TaskPage, error) {
-	userID, err := viewerID(ctx)
+	o, err := s.owned(ctx)
 	if err != nil {
 		return nil, err
 	}
-	o := TaskOrder{Field: OrderByCreatedAt, Direction: Desc}
+	ord := TaskOrder{Field: OrderByCreatedAt, Direction: Desc}
 	if order != nil {
-		o = *order
+		ord = *order
 	}
-	col, _, ok := o.Field.column()
-	if !ok || (o.Direction != Asc && o.Direction != Desc) {
+	col, _, ok := ord.Field.column()
+	if !ok || (ord.Direction != Asc && ord.Direction != Desc) {
 		return nil, invalid("orderBy", "unknown order")
 	}
 	if err := validateFilter(filter); err != nil {
@@ -163,11 +163,10 @@ func (s *Tasks) List(ctx context.Context, filter TaskFilter, order *TaskOrder, p
 		return nil, err
 	}
 
-	b := s.binds()
+	b := &o.b
 	// The best way to read a page depends on how many tasks the user has.
 	b.planPerCall = true
-	q := s.db.NewSelect().Model((*Task)(nil)).Where("user_id = ?", b.add(userID))
-	q = applyFilter(q, filter, b)
+	q := applyFilter(o.selectTasks(), filter, b)
 	// after and before bound the range on either side; which one is "greater"
 	// depends on the direction of the sort.
 	for _, bound := range []struct {
@@ -175,13 +174,13 @@ func (s *Tasks) List(ctx context.Context, filter TaskFilter, order *TaskOrder, p
 		cursor  *string
 		greater bool
 	}{
-		{"after", page.After, o.Direction == Asc},
-		{"before", page.Before, o.Direction == Desc},
+		{"after", page.After, ord.Direction == Asc},
+		{"before", page.Before, ord.Direction == Desc},
 	} {
 		if bound.cursor == nil {
 			continue
 		}
-		c, err := decodeCursor(bound.field, *bound.cursor, o.Field)
+		c, err := decodeCursor(bound.field, *bound.cursor, ord.Field)
 		if err != nil {
 			return nil, err
 		}
@@ -197,7 +196,7 @@ func (s *Tasks) List(ctx context.Context, filter TaskFilter, order *TaskOrder, p
 		}
 		q = q.Where("(?, id) "+op+" (?, ?)", bun.Ident(col), value, b.id(c.ID))
 	}
-	dir := o.Direction
+	dir := ord.Direction
 	if backward {
 		// Read backward from the end, then restore the normal order.
 		dir = dir.reverse()
@@ -205,7 +204,7 @@ func (s *Tasks) List(ctx context.Context, filter TaskFilter, order *TaskOrder, p
 	q = q.ColumnExpr(taskColumns).
 		OrderExpr("? "+string(dir)+", id "+string(dir), bun.Ident(col)).
 		Limit(int64(limit) + 1)
-	rows, err := b.query(ctx, s.db, s.db.DB, q)
+	rows, err := o.query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("select tasks: %w", err)
 	}
@@ -218,7 +217,7 @@ func (s *Tasks) List(ctx context.Context, filter TaskFilter, order *TaskOrder, p
 	if more {
 		tasks = tasks[:limit]
 	}
-	p := &TaskPage{Nodes: tasks, Filter: filter, order: o}
+	p := &TaskPage{Nodes: tasks, Filter: filter, order: ord}
 	if backward {
 		slices.Reverse(tasks)
 		p.PageInfo.HasPreviousPage = more
@@ -228,7 +227,7 @@ func (s *Tasks) List(ctx context.Context, filter TaskFilter, order *TaskOrder, p
 		p.PageInfo.HasPreviousPage = page.After != nil
 	}
 	if len(tasks) > 0 {
-		start, end := encodeCursor(o, tasks[0]), encodeCursor(o, tasks[len(tasks)-1])
+		start, end := encodeCursor(ord, tasks[0]), encodeCursor(ord, tasks[len(tasks)-1])
 		p.PageInfo.StartCursor, p.PageInfo.EndCursor = &start, &end
 	}
 	return p, nil
@@ -236,17 +235,16 @@ func (s *Tasks) List(ctx context.Context, filter TaskFilter, order *TaskOrder, p
 
 // Count returns how many of the viewer's tasks match filter.
 func (s *Tasks) Count(ctx context.Context, filter TaskFilter) (int, error) {
-	userID, err := viewerID(ctx)
+	o, err := s.owned(ctx)
 	if err != nil {
 		return 0, err
 	}
 	if err := validateFilter(filter); err != nil {
 		return 0, err
 	}
-	b := s.binds()
-	q := s.db.NewSelect().Model((*Task)(nil)).ColumnExpr("count(*)").Where("user_id = ?", b.add(userID))
+	q := o.selectTasks().ColumnExpr("count(*)")
 	var n int
-	if err := b.scan(ctx, s.db, s.db.DB, applyFilter(q, filter, b), &n); err != nil {
+	if err := o.sendRow(ctx, applyFilter(q, filter, &o.b), &n); err != nil {
 		return 0, fmt.Errorf("count tasks: %w", err)
 	}
 	return n, nil

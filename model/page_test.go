@@ -31,7 +31,7 @@ func seedForPaging(t *testing.T, db *bun.DB, s *model.Tasks, user string, n int)
 	base := time.Date(2026, 1, 2, 3, 4, 5, 123_000_000, time.UTC)
 	for i := range n {
 		task := mustCreate(t, s, ctx, model.CreateTaskInput{
-			Title: titles[(i*3)%len(titles)], Description: ptr(fmt.Sprintf("task %d", i)), Completed: ptr(i%3 == 0),
+			Title: titles[(i*3)%len(titles)], Description: testutil.Ptr(fmt.Sprintf("task %d", i)), Completed: testutil.Ptr(i%3 == 0),
 		})
 		if i%8 == 7 {
 			continue // keep the database's times
@@ -42,7 +42,7 @@ func seedForPaging(t *testing.T, db *bun.DB, s *model.Tasks, user string, n int)
 	}
 	other := testutil.AsUser(user + "-neighbour")
 	for i := range 4 {
-		task := mustCreate(t, s, other, model.CreateTaskInput{Title: titles[i], Completed: ptr(true)})
+		task := mustCreate(t, s, other, model.CreateTaskInput{Title: titles[i], Completed: testutil.Ptr(true)})
 		setTimes(t, db, task.ID, base, base)
 	}
 	return rawRowsOf(t, db, user)
@@ -138,7 +138,7 @@ func walkForward(t *testing.T, s *model.Tasks, ctx context.Context, f model.Task
 		if page > total+1 {
 			t.Fatalf("forward walk with first=%d does not end", size)
 		}
-		p, err := s.List(ctx, f, o, model.PageArgs{First: ptr(size), After: after})
+		p, err := s.List(ctx, f, o, model.PageArgs{First: testutil.Ptr(size), After: after})
 		if err != nil {
 			t.Fatalf("forward page %d: %v", page, err)
 		}
@@ -153,7 +153,7 @@ func walkForward(t *testing.T, s *model.Tasks, ctx context.Context, f model.Task
 			}
 			if p.PageInfo.EndCursor != nil {
 				// Nothing lies past the last page.
-				rest, err := s.List(ctx, f, o, model.PageArgs{First: ptr(size), After: p.PageInfo.EndCursor})
+				rest, err := s.List(ctx, f, o, model.PageArgs{First: testutil.Ptr(size), After: p.PageInfo.EndCursor})
 				if err != nil || len(rest.Nodes) != 0 || rest.PageInfo.HasNextPage {
 					t.Fatalf("after the last page: %v nodes, hasNextPage %v, %v", ids(rest.Nodes), rest.PageInfo.HasNextPage, err)
 				}
@@ -176,7 +176,7 @@ func walkBackward(t *testing.T, s *model.Tasks, ctx context.Context, f model.Tas
 		if page > total+1 {
 			t.Fatalf("backward walk with last=%d does not end", size)
 		}
-		p, err := s.List(ctx, f, o, model.PageArgs{Last: ptr(size), Before: before})
+		p, err := s.List(ctx, f, o, model.PageArgs{Last: testutil.Ptr(size), Before: before})
 		if err != nil {
 			t.Fatalf("backward page %d: %v", page, err)
 		}
@@ -201,7 +201,7 @@ func walkBackward(t *testing.T, s *model.Tasks, ctx context.Context, f model.Tas
 func TestPaginationWalksEveryOrderInBothDirectionsWithoutGapsOrDuplicates(t *testing.T) {
 	t.Parallel()
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		rows := seedForPaging(t, db, s, "alice", 31)
 		for _, o := range allOrders {
@@ -218,11 +218,11 @@ func TestPaginationWalksEveryOrderInBothDirectionsWithoutGapsOrDuplicates(t *tes
 			})
 		}
 		// nil is exactly CREATED_AT DESC: the same pages and the same cursors.
-		def, err := s.List(ctx, model.TaskFilter{}, nil, model.PageArgs{First: ptr(5)})
+		def, err := s.List(ctx, model.TaskFilter{}, nil, model.PageArgs{First: testutil.Ptr(5)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		explicit, err := s.List(ctx, model.TaskFilter{}, &model.TaskOrder{Field: model.OrderByCreatedAt, Direction: model.Desc}, model.PageArgs{First: ptr(5)})
+		explicit, err := s.List(ctx, model.TaskFilter{}, &model.TaskOrder{Field: model.OrderByCreatedAt, Direction: model.Desc}, model.PageArgs{First: testutil.Ptr(5)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -235,16 +235,16 @@ func TestPaginationWalksEveryOrderInBothDirectionsWithoutGapsOrDuplicates(t *tes
 func TestPaginationDefaultsAndBoundedWindows(t *testing.T) {
 	t.Parallel()
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		rows := seedForPaging(t, db, s, "alice", 26)
 		order := &model.TaskOrder{Field: model.OrderByTitle, Direction: model.Asc}
 		want := sortedBy(rows, order)
-		full, err := s.List(ctx, model.TaskFilter{}, order, model.PageArgs{First: ptr(100)})
+		full, err := s.List(ctx, model.TaskFilter{}, order, model.PageArgs{First: testutil.Ptr(100)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		cursor := func(i int) *string { return ptr(full.Edges()[i].Cursor) }
+		cursor := func(i int) *string { return testutil.Ptr(full.Edges()[i].Cursor) }
 
 		tests := []struct {
 			name               string
@@ -257,18 +257,18 @@ func TestPaginationDefaultsAndBoundedWindows(t *testing.T) {
 			{"after only: the next 20", model.PageArgs{After: cursor(2)}, 3, 23, true, true, true},
 			{"before only: the 20 before it", model.PageArgs{Before: cursor(24)}, 4, 24, true, true, true},
 			{"before near the start: what there is", model.PageArgs{Before: cursor(5)}, 0, 5, true, false, true},
-			{"first with after and before", model.PageArgs{First: ptr(100), After: cursor(3), Before: cursor(10)}, 4, 10, false, true, false},
-			{"first with after and before, cut by first", model.PageArgs{First: ptr(2), After: cursor(3), Before: cursor(10)}, 4, 6, true, true, false},
-			{"last with after and before", model.PageArgs{Last: ptr(100), After: cursor(3), Before: cursor(10)}, 4, 10, true, false, false},
-			{"last with after and before, cut by last", model.PageArgs{Last: ptr(2), After: cursor(3), Before: cursor(10)}, 8, 10, true, true, false},
-			{"last with after only", model.PageArgs{Last: ptr(3), After: cursor(3)}, 23, 26, false, true, false},
-			{"first: 100 returns all", model.PageArgs{First: ptr(100)}, 0, 26, false, false, true},
-			{"last: 100 returns all", model.PageArgs{Last: ptr(100)}, 0, 26, false, false, true},
-			{"first: 0 returns no nodes", model.PageArgs{First: ptr(0)}, 0, 0, true, false, false},
-			{"first: 0 after a cursor returns no nodes", model.PageArgs{First: ptr(0), After: cursor(3)}, 0, 0, true, true, false},
-			{"last: 0 returns no nodes", model.PageArgs{Last: ptr(0)}, 0, 0, false, true, false},
+			{"first with after and before", model.PageArgs{First: testutil.Ptr(100), After: cursor(3), Before: cursor(10)}, 4, 10, false, true, false},
+			{"first with after and before, cut by first", model.PageArgs{First: testutil.Ptr(2), After: cursor(3), Before: cursor(10)}, 4, 6, true, true, false},
+			{"last with after and before", model.PageArgs{Last: testutil.Ptr(100), After: cursor(3), Before: cursor(10)}, 4, 10, true, false, false},
+			{"last with after and before, cut by last", model.PageArgs{Last: testutil.Ptr(2), After: cursor(3), Before: cursor(10)}, 8, 10, true, true, false},
+			{"last with after only", model.PageArgs{Last: testutil.Ptr(3), After: cursor(3)}, 23, 26, false, true, false},
+			{"first: 100 returns all", model.PageArgs{First: testutil.Ptr(100)}, 0, 26, false, false, true},
+			{"last: 100 returns all", model.PageArgs{Last: testutil.Ptr(100)}, 0, 26, false, false, true},
+			{"first: 0 returns no nodes", model.PageArgs{First: testutil.Ptr(0)}, 0, 0, true, false, false},
+			{"first: 0 after a cursor returns no nodes", model.PageArgs{First: testutil.Ptr(0), After: cursor(3)}, 0, 0, true, true, false},
+			{"last: 0 returns no nodes", model.PageArgs{Last: testutil.Ptr(0)}, 0, 0, false, true, false},
 			{"after the last task: nothing", model.PageArgs{After: cursor(25)}, 0, 0, false, true, true},
-			{"before the first task: nothing", model.PageArgs{Last: ptr(5), Before: cursor(0)}, 0, 0, true, false, true},
+			{"before the first task: nothing", model.PageArgs{Last: testutil.Ptr(5), Before: cursor(0)}, 0, 0, true, false, true},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -306,12 +306,12 @@ func TestCursorsStayValidWhenRowsBeforeThemChange(t *testing.T) {
 		{&model.TaskOrder{Field: model.OrderByUpdatedAt, Direction: model.Desc}, "zulu"},
 	}
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		for i, sc := range scenarios {
 			user := fmt.Sprintf("user%d", i)
 			ctx := testutil.AsUser(user)
 			want := sortedBy(seedForPaging(t, db, s, user, 20), sc.order)
-			p1, err := s.List(ctx, model.TaskFilter{}, sc.order, model.PageArgs{First: ptr(5)})
+			p1, err := s.List(ctx, model.TaskFilter{}, sc.order, model.PageArgs{First: testutil.Ptr(5)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -331,14 +331,14 @@ func TestCursorsStayValidWhenRowsBeforeThemChange(t *testing.T) {
 				mustCreate(t, s, ctx, model.CreateTaskInput{Title: sc.newTitle})
 			}
 
-			p2, err := s.List(ctx, model.TaskFilter{}, sc.order, model.PageArgs{First: ptr(5), After: end})
+			p2, err := s.List(ctx, model.TaskFilter{}, sc.order, model.PageArgs{First: testutil.Ptr(5), After: end})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(ids(p2.Nodes), ids(want[5:10])) {
 				t.Fatalf("%s: page after the old cursor %v, want %v", orderName(sc.order), ids(p2.Nodes), ids(want[5:10]))
 			}
-			back, err := s.List(ctx, model.TaskFilter{}, sc.order, model.PageArgs{Last: ptr(2), Before: end})
+			back, err := s.List(ctx, model.TaskFilter{}, sc.order, model.PageArgs{Last: testutil.Ptr(2), Before: end})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -346,7 +346,7 @@ func TestCursorsStayValidWhenRowsBeforeThemChange(t *testing.T) {
 				t.Fatalf("%s: page before the deleted cursor task %v, want %v", orderName(sc.order), ids(back.Nodes), ids(want[2:4]))
 			}
 			// The first page's start cursor still points after the new rows.
-			after, err := s.List(ctx, model.TaskFilter{}, sc.order, model.PageArgs{First: ptr(3), After: start})
+			after, err := s.List(ctx, model.TaskFilter{}, sc.order, model.PageArgs{First: testutil.Ptr(3), After: start})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -397,21 +397,21 @@ func TestMalformedAndForeignCursorsAreInvalidInput(t *testing.T) {
 		{"UPDATED_AT cursor under the default order", b64(`{"f":"u","v":"2026-01-02T03:04:05Z","i":1}`), nil},
 	}
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		seedForPaging(t, db, s, "alice", 3)
 		for _, tt := range malformed {
 			t.Run(tt.name, func(t *testing.T) {
 				_, err := s.List(ctx, model.TaskFilter{}, tt.order, model.PageArgs{After: &tt.cursor})
 				wantInvalid(t, err, "after")
-				_, err = s.List(ctx, model.TaskFilter{}, tt.order, model.PageArgs{Last: ptr(2), Before: &tt.cursor})
+				_, err = s.List(ctx, model.TaskFilter{}, tt.order, model.PageArgs{Last: testutil.Ptr(2), Before: &tt.cursor})
 				wantInvalid(t, err, "before")
 			})
 		}
 
 		// Real cursors taken from one order are refused by every other field.
 		for _, from := range allOrders[1:] {
-			p, err := s.List(ctx, model.TaskFilter{}, from, model.PageArgs{First: ptr(1)})
+			p, err := s.List(ctx, model.TaskFilter{}, from, model.PageArgs{First: testutil.Ptr(1)})
 			if err != nil || p.PageInfo.EndCursor == nil {
 				t.Fatalf("List: %v", err)
 			}
@@ -442,19 +442,19 @@ func TestPageSizesOutsideZeroToHundredAreInvalidInput(t *testing.T) {
 		args  model.PageArgs
 		field string // "" means accepted; "first|last" means either
 	}{
-		{"first -1", model.PageArgs{First: ptr(-1)}, "first"},
-		{"first 101", model.PageArgs{First: ptr(101)}, "first"},
-		{"first huge", model.PageArgs{First: ptr(1 << 40)}, "first"},
-		{"last -1", model.PageArgs{Last: ptr(-1)}, "last"},
-		{"last 101", model.PageArgs{Last: ptr(101)}, "last"},
-		{"first with last", model.PageArgs{First: ptr(1), Last: ptr(1)}, "first|last"},
-		{"first 0", model.PageArgs{First: ptr(0)}, ""},
-		{"first 100", model.PageArgs{First: ptr(100)}, ""},
-		{"last 0", model.PageArgs{Last: ptr(0)}, ""},
-		{"last 100", model.PageArgs{Last: ptr(100)}, ""},
+		{"first -1", model.PageArgs{First: testutil.Ptr(-1)}, "first"},
+		{"first 101", model.PageArgs{First: testutil.Ptr(101)}, "first"},
+		{"first huge", model.PageArgs{First: testutil.Ptr(1 << 40)}, "first"},
+		{"last -1", model.PageArgs{Last: testutil.Ptr(-1)}, "last"},
+		{"last 101", model.PageArgs{Last: testutil.Ptr(101)}, "last"},
+		{"first with last", model.PageArgs{First: testutil.Ptr(1), Last: testutil.Ptr(1)}, "first|last"},
+		{"first 0", model.PageArgs{First: testutil.Ptr(0)}, ""},
+		{"first 100", model.PageArgs{First: testutil.Ptr(100)}, ""},
+		{"last 0", model.PageArgs{Last: testutil.Ptr(0)}, ""},
+		{"last 100", model.PageArgs{Last: testutil.Ptr(100)}, ""},
 	}
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		mustCreate(t, s, ctx, model.CreateTaskInput{Title: "one"})
 		for _, tt := range tests {
@@ -469,9 +469,9 @@ func TestPageSizesOutsideZeroToHundredAreInvalidInput(t *testing.T) {
 						t.Fatalf("%d nodes, want %d", len(p.Nodes), wantN)
 					}
 				case "first|last":
-					var ie *model.InvalidInputError
-					if !errors.As(err, &ie) || (ie.Field != "first" && ie.Field != "last") {
-						t.Fatalf("error = %v, want an InvalidInputError on first or last", err)
+					var ie *model.Error
+					if !errors.As(err, &ie) || ie.Code != model.EINVALID || (ie.Field != "first" && ie.Field != "last") {
+						t.Fatalf("error = %v, want an EINVALID error on first or last", err)
 					}
 				default:
 					wantInvalid(t, err, tt.field)
@@ -484,7 +484,7 @@ func TestPageSizesOutsideZeroToHundredAreInvalidInput(t *testing.T) {
 func TestUnknownOrdersAreInvalidInput(t *testing.T) {
 	t.Parallel()
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		for _, o := range []model.TaskOrder{
 			{Field: "NAME", Direction: model.Asc},
@@ -571,17 +571,17 @@ func TestFiltersMatchCompletionAndLiteralCaseInsensitiveSubstrings(t *testing.T)
 		"milk", "MILK", "mIlK", "oat milk", "percent", "OFF", "zzz", "e", " ",
 	}
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		for _, it := range items {
-			mustCreate(t, s, ctx, model.CreateTaskInput{Title: it.title, Description: ptr(it.desc), Completed: ptr(it.completed)})
+			mustCreate(t, s, ctx, model.CreateTaskInput{Title: it.title, Description: testutil.Ptr(it.desc), Completed: testutil.Ptr(it.completed)})
 		}
 		mustCreate(t, s, testutil.AsUser("bob"), model.CreateTaskInput{Title: "milk 100% a_c x!y back\\slash"})
 		rows := rawRowsOf(t, db, "alice")
 
 		for _, search := range searches {
-			for _, completed := range []*bool{nil, ptr(true), ptr(false)} {
-				f := model.TaskFilter{Search: ptr(search), Completed: completed}
+			for _, completed := range []*bool{nil, testutil.Ptr(true), testutil.Ptr(false)} {
+				f := model.TaskFilter{Search: testutil.Ptr(search), Completed: completed}
 				var want []*model.Task
 				for _, r := range rows {
 					desc := ""
@@ -613,7 +613,7 @@ func TestFiltersMatchCompletionAndLiteralCaseInsensitiveSubstrings(t *testing.T)
 			`\`:    {"escape", `back\slash`},
 			"%":    {"Buy 100% juice", "escape", "percent sign"},
 		} {
-			got := titles(listAll(t, s, ctx, model.TaskFilter{Search: ptr(search)}))
+			got := titles(listAll(t, s, ctx, model.TaskFilter{Search: testutil.Ptr(search)}))
 			slices.Sort(got)
 			slices.Sort(want)
 			if !reflect.DeepEqual(got, want) {
@@ -641,15 +641,15 @@ func titles(tasks []*model.Task) []string {
 func TestSearchRefusesNULAndOverlongText(t *testing.T) {
 	t.Parallel()
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		for _, bad := range []string{"a\x00", "\x00", strings.Repeat("a", model.MaxSearchLength+1), "\xff"} {
-			_, err := s.List(ctx, model.TaskFilter{Search: ptr(bad)}, nil, model.PageArgs{})
+			_, err := s.List(ctx, model.TaskFilter{Search: testutil.Ptr(bad)}, nil, model.PageArgs{})
 			wantInvalid(t, err, "filter.search")
-			_, err = s.Count(ctx, model.TaskFilter{Search: ptr(bad)})
+			_, err = s.Count(ctx, model.TaskFilter{Search: testutil.Ptr(bad)})
 			wantInvalid(t, err, "filter.search")
 		}
-		p, err := s.List(ctx, model.TaskFilter{Search: ptr(strings.Repeat("é", model.MaxSearchLength))}, nil, model.PageArgs{})
+		p, err := s.List(ctx, model.TaskFilter{Search: testutil.Ptr(strings.Repeat("é", model.MaxSearchLength))}, nil, model.PageArgs{})
 		if err != nil || len(p.Nodes) != 0 {
 			t.Fatalf("a search of %d code points: %v, %v", model.MaxSearchLength, p, err)
 		}

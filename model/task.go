@@ -47,7 +47,8 @@ type TaskStats struct {
 
 // Tasks runs every query on the task table. Each method takes the user from
 // the context (see NewContext) and filters by it; without one it returns
-// ErrUnauthenticated and touches nothing.
+// an EUNAUTHENTICATED error and touches nothing. Statements start from owned,
+// which puts the filter in, so no method can leave it out.
 type Tasks struct {
 	db *bun.DB
 	// publisher receives the changes of committed mutations; nil
@@ -61,6 +62,11 @@ type Tasks struct {
 	creates createGroups
 	// health records the outcome of every statement, for readiness.
 	health *Health
+	// inspect, when set, sees every statement on the task table just
+	// before it is sent, with its bound values and the users it acts
+	// for; the tests set it (export_test.go) to check that each statement
+	// is restricted to its owner, whichever method built it.
+	inspect func(ctx context.Context, text string, args []any, users []string)
 }
 
 // NewTasks returns the task store over db.
@@ -76,18 +82,16 @@ func NewTasks(db *bun.DB) *Tasks {
 // readiness (see Health); its Probe pings the store's database.
 func (s *Tasks) Health() *Health { return s.health }
 
-// Get returns the viewer's task with the given id, or ErrNotFound.
+// Get returns the viewer's task with the given id, or an ENOTFOUND error.
 func (s *Tasks) Get(ctx context.Context, id string) (*Task, error) {
-	userID, taskID, err := viewerAndTask(ctx, id)
+	o, taskID, err := s.ownedTask(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	b := s.binds()
-	q := s.db.NewSelect().Model((*Task)(nil)).
+	q := o.selectTasks().
 		ColumnExpr(taskColumns).
-		Where("id = ?", b.id(taskID)).
-		Where("user_id = ?", b.add(userID))
-	rows, err := b.query(ctx, s.db, s.db.DB, q)
+		Where("id = ?", o.b.id(taskID))
+	rows, err := o.query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("select task: %w", err)
 	}
@@ -95,14 +99,19 @@ func (s *Tasks) Get(ctx context.Context, id string) (*Task, error) {
 	return oneTask(tasks, err, "select task")
 }
 
-// viewerAndTask returns the viewer's id and the task id parsed from the id
-// argument, or the error that stops a query on one task.
-func viewerAndTask(ctx context.Context, id string) (userID string, taskID int64, err error) {
-	if userID, err = viewerID(ctx); err != nil {
-		return "", 0, err
+// ownedTask starts a statement on the viewer's tasks and parses the task
+// id from the id argument, or returns the error that stops a query on one
+// task.
+func (s *Tasks) ownedTask(ctx context.Context, id string) (*owned, int64, error) {
+	o, err := s.owned(ctx)
+	if err != nil {
+		return nil, 0, err
 	}
-	taskID, err = ParseID("id", id)
-	return userID, taskID, err
+	taskID, err := ParseID("id", id)
+	if err != nil {
+		return nil, 0, err
+	}
+	return o, taskID, nil
 }
 
 // oneTask returns the task a statement on one task read or wrote. No row
@@ -113,14 +122,14 @@ func oneTask(tasks []*Task, err error, what string) (*Task, error) {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if len(tasks) == 0 {
-		return nil, ErrNotFound
+		return nil, notFound("task")
 	}
 	return tasks[0], nil
 }
 
 // Create validates in and inserts a task owned by the viewer.
 func (s *Tasks) Create(ctx context.Context, in CreateTaskInput) (*Task, error) {
-	userID, err := viewerID(ctx)
+	o, err := s.owned(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -137,58 +146,48 @@ func (s *Tasks) Create(ctx context.Context, in CreateTaskInput) (*Task, error) {
 		completed = *in.Completed
 	}
 	if _, ok := s.publisher.(StatementPublisher); ok {
-		p := &pendingCreate{ctx: ctx, userID: userID, title: title, desc: desc, completed: completed}
+		p := &pendingCreate{ctx: ctx, userID: o.user, title: title, desc: desc, completed: completed}
 		t, err := s.creates.create(p, s.insertGroup)
 		if err != nil {
 			return nil, fmt.Errorf("insert task: %w", err)
 		}
 		return t, nil
 	}
-	// The database sets id and both timestamps, so they come back exactly
-	// as a later query will read them.
-	b := s.binds()
-	q := s.db.NewInsert().Model((*Task)(nil)).
-		ExcludeColumn("id", "created_at", "updated_at").
-		Value("user_id", "?", b.add(userID)).
+	b := &o.b
+	q := o.insert().
 		Value("title", "?", b.add(title)).
 		Value("description", "?", b.add(desc)).
 		Value("completed", "?", b.add(completed)).
 		Returning(taskColumns)
-	tasks, err := s.mutate(ctx, ChangeCreated, userID, q, b)
+	tasks, err := s.mutate(ctx, ChangeCreated, o, q)
 	return oneTask(tasks, err, "insert task")
 }
 
 // insertGroup inserts the tasks of group with one statement (see
 // createGroups) and returns them in the group's order.
 func (s *Tasks) insertGroup(ctx context.Context, group []*pendingCreate) ([]*Task, error) {
+	o, err := s.ownedByGroup(group)
+	if err != nil {
+		return nil, err
+	}
 	var (
-		users, titles []string
-		descs         []*string
-		completed     []bool
-		longestUser   string
+		titles    []string
+		descs     []*string
+		completed []bool
 	)
 	for _, p := range group {
-		users = append(users, p.userID)
 		titles = append(titles, p.title)
 		descs = append(descs, p.desc)
 		completed = append(completed, p.completed)
-		if len(p.userID) > len(longestUser) {
-			longestUser = p.userID
-		}
 	}
-	// unnest yields the rows in the arrays' order and the ids are drawn in
-	// that order, so the tasks, which mutate returns in id order, are in
-	// the group's.
-	b := s.binds()
-	q := s.db.NewRaw("INSERT INTO task (user_id, title, description, completed) SELECT * FROM unnest(?, ?, ?, ?) RETURNING "+taskColumns,
-		b.typed(users, "varchar[]"), b.typed(titles, "varchar[]"), b.typed(descs, "varchar[]"), b.typed(completed, "boolean[]"))
-	// The longest user id is the one that might not fit a notification.
-	return s.mutate(ctx, ChangeCreated, longestUser, q, b)
+	// The ids are drawn in the arrays' order, so the tasks, which mutate
+	// returns in id order, are in the group's.
+	return s.mutate(ctx, ChangeCreated, o, o.insertGroup(titles, descs, completed))
 }
 
 // Update applies in to the viewer's task with the given id.
 func (s *Tasks) Update(ctx context.Context, id string, in UpdateTaskInput) (*Task, error) {
-	userID, taskID, err := viewerAndTask(ctx, id)
+	o, taskID, err := s.ownedTask(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +215,7 @@ func (s *Tasks) Update(ctx context.Context, id string, in UpdateTaskInput) (*Tas
 		}
 		completed = v
 	}
-	return s.updateOne(ctx, taskID, userID, func(q *bun.UpdateQuery, b *binds) *bun.UpdateQuery {
+	return s.updateOne(ctx, o, taskID, func(q *bun.UpdateQuery, b *binds) *bun.UpdateQuery {
 		if title != nil {
 			q = q.Set("title = ?", b.add(*title))
 		}
@@ -232,57 +231,51 @@ func (s *Tasks) Update(ctx context.Context, id string, in UpdateTaskInput) (*Tas
 
 // Toggle flips the completion of the viewer's task with the given id.
 func (s *Tasks) Toggle(ctx context.Context, id string) (*Task, error) {
-	userID, taskID, err := viewerAndTask(ctx, id)
+	o, taskID, err := s.ownedTask(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return s.updateOne(ctx, taskID, userID, func(q *bun.UpdateQuery, _ *binds) *bun.UpdateQuery {
+	return s.updateOne(ctx, o, taskID, func(q *bun.UpdateQuery, _ *binds) *bun.UpdateQuery {
 		return q.Set("completed = NOT completed")
 	})
 }
 
 // updateOne runs an UPDATE whose assignments set adds: it also stamps
-// updated_at, restricts the statement to one task of the user and returns
+// updated_at, restricts the statement to one task of o's user and returns
 // the row as it is after the change.
-func (s *Tasks) updateOne(ctx context.Context, taskID int64, userID string, set func(*bun.UpdateQuery, *binds) *bun.UpdateQuery) (*Task, error) {
-	b := s.binds()
-	q := set(s.db.NewUpdate().Model((*Task)(nil)), b).
+func (s *Tasks) updateOne(ctx context.Context, o *owned, taskID int64, set func(*bun.UpdateQuery, *binds) *bun.UpdateQuery) (*Task, error) {
+	q := set(o.update(), &o.b).
 		Set("updated_at = ?", sqlNow{}).
-		Where("id = ?", b.id(taskID)).
-		Where("user_id = ?", b.add(userID)).
+		Where("id = ?", o.b.id(taskID)).
 		Returning(taskColumns)
-	tasks, err := s.mutate(ctx, ChangeUpdated, userID, q, b)
+	tasks, err := s.mutate(ctx, ChangeUpdated, o, q)
 	return oneTask(tasks, err, "update task")
 }
 
 // Delete removes the viewer's task with the given id and returns it as it was.
 func (s *Tasks) Delete(ctx context.Context, id string) (*Task, error) {
-	userID, taskID, err := viewerAndTask(ctx, id)
+	o, taskID, err := s.ownedTask(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	b := s.binds()
-	q := s.db.NewDelete().Model((*Task)(nil)).
-		Where("id = ?", b.id(taskID)).
-		Where("user_id = ?", b.add(userID)).
+	q := o.delete().
+		Where("id = ?", o.b.id(taskID)).
 		Returning(taskColumns)
-	tasks, err := s.mutate(ctx, ChangeDeleted, userID, q, b)
+	tasks, err := s.mutate(ctx, ChangeDeleted, o, q)
 	return oneTask(tasks, err, "delete task")
 }
 
 // DeleteCompleted removes every completed task of the viewer and returns
 // them as they were, in id order.
 func (s *Tasks) DeleteCompleted(ctx context.Context) ([]*Task, error) {
-	userID, err := viewerID(ctx)
+	o, err := s.owned(ctx)
 	if err != nil {
 		return nil, err
 	}
-	b := s.binds()
-	q := s.db.NewDelete().Model((*Task)(nil)).
-		Where("user_id = ?", b.add(userID)).
+	q := o.delete().
 		Where("completed").
 		Returning(taskColumns)
-	tasks, err := s.mutate(ctx, ChangeDeleted, userID, q, b)
+	tasks, err := s.mutate(ctx, ChangeDeleted, o, q)
 	if err != nil {
 		return nil, fmt.Errorf("delete completed tasks: %w", err)
 	}
@@ -291,17 +284,15 @@ func (s *Tasks) DeleteCompleted(ctx context.Context) ([]*Task, error) {
 
 // Stats counts the viewer's tasks.
 func (s *Tasks) Stats(ctx context.Context) (*TaskStats, error) {
-	userID, err := viewerID(ctx)
+	o, err := s.owned(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var st TaskStats
-	b := s.binds()
-	q := s.db.NewSelect().Model((*Task)(nil)).
+	q := o.selectTasks().
 		ColumnExpr("count(*)").
-		ColumnExpr("coalesce(sum(CASE WHEN completed THEN 1 ELSE 0 END), 0)").
-		Where("user_id = ?", b.add(userID))
-	if err := b.scan(ctx, s.db, s.db.DB, q, &st.Total, &st.Completed); err != nil {
+		ColumnExpr("coalesce(sum(CASE WHEN completed THEN 1 ELSE 0 END), 0)")
+	if err := o.sendRow(ctx, q, &st.Total, &st.Completed); err != nil {
 		return nil, fmt.Errorf("count tasks: %w", err)
 	}
 	st.Active = st.Total - st.Completed

@@ -2,7 +2,6 @@ package model_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -28,16 +27,16 @@ func TestCreateStoresTrimmedInputAndDefaults(t *testing.T) {
 	}{
 		{"title is trimmed", model.CreateTaskInput{Title: " \t Buy milk \n"}, "Buy milk", nil, false},
 		{"nil description is null", model.CreateTaskInput{Title: "a"}, "a", nil, false},
-		{"empty description is stored as null", model.CreateTaskInput{Title: "a", Description: ptr("")}, "a", nil, false},
-		{"white-space description is stored as null", model.CreateTaskInput{Title: "a", Description: ptr(" \t\n ")}, "a", nil, false},
-		{"description is trimmed", model.CreateTaskInput{Title: "a", Description: ptr("  two litres \n")}, "a", ptr("two litres"), false},
-		{"inner white space is kept", model.CreateTaskInput{Title: "a  b\tc", Description: ptr("x\n\ny")}, "a  b\tc", ptr("x\n\ny"), false},
+		{"empty description is stored as null", model.CreateTaskInput{Title: "a", Description: testutil.Ptr("")}, "a", nil, false},
+		{"white-space description is stored as null", model.CreateTaskInput{Title: "a", Description: testutil.Ptr(" \t\n ")}, "a", nil, false},
+		{"description is trimmed", model.CreateTaskInput{Title: "a", Description: testutil.Ptr("  two litres \n")}, "a", testutil.Ptr("two litres"), false},
+		{"inner white space is kept", model.CreateTaskInput{Title: "a  b\tc", Description: testutil.Ptr("x\n\ny")}, "a  b\tc", testutil.Ptr("x\n\ny"), false},
 		{"completed defaults to false", model.CreateTaskInput{Title: "a", Completed: nil}, "a", nil, false},
-		{"explicit completed false", model.CreateTaskInput{Title: "a", Completed: ptr(false)}, "a", nil, false},
-		{"explicit completed true", model.CreateTaskInput{Title: "a", Completed: ptr(true)}, "a", nil, true},
+		{"explicit completed false", model.CreateTaskInput{Title: "a", Completed: testutil.Ptr(false)}, "a", nil, false},
+		{"explicit completed true", model.CreateTaskInput{Title: "a", Completed: testutil.Ptr(true)}, "a", nil, true},
 	}
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		seen := map[int64]bool{}
 		for _, tt := range tests {
@@ -70,15 +69,15 @@ func TestCreateStoresTrimmedInputAndDefaults(t *testing.T) {
 func TestGetFindsOnlyExistingTasksAndValidatesTheID(t *testing.T) {
 	t.Parallel()
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
-		task := mustCreate(t, s, ctx, model.CreateTaskInput{Title: "x", Description: ptr("y")})
+		task := mustCreate(t, s, ctx, model.CreateTaskInput{Title: "x", Description: testutil.Ptr("y")})
 		sameTask(t, "Get", mustGet(t, s, ctx, idOf(task)), task)
 
 		_, err := s.Get(ctx, "999999")
-		wantIs(t, err, model.ErrNotFound)
+		wantCode(t, err, model.ENOTFOUND)
 		_, err = s.Get(ctx, "9223372036854775807")
-		wantIs(t, err, model.ErrNotFound)
+		wantCode(t, err, model.ENOTFOUND)
 		_, err = s.Get(ctx, "1.0")
 		wantInvalid(t, err, "id")
 	})
@@ -97,34 +96,34 @@ func TestUpdateAppliesOnlyTheFieldsPresent(t *testing.T) {
 		want want
 	}{
 		{"absent fields are unchanged", model.UpdateTaskInput{},
-			want{"original", ptr("original description"), false}},
-		{"title only, trimmed", model.UpdateTaskInput{Title: graphql.OmittableOf(ptr("  renamed \t"))},
-			want{"renamed", ptr("original description"), false}},
+			want{"original", testutil.Ptr("original description"), false}},
+		{"title only, trimmed", model.UpdateTaskInput{Title: graphql.OmittableOf(testutil.Ptr("  renamed \t"))},
+			want{"renamed", testutil.Ptr("original description"), false}},
 		{"description null clears it", model.UpdateTaskInput{Description: graphql.OmittableOf[*string](nil)},
 			want{"original", nil, false}},
-		{"empty description clears it", model.UpdateTaskInput{Description: graphql.OmittableOf(ptr(""))},
+		{"empty description clears it", model.UpdateTaskInput{Description: graphql.OmittableOf(testutil.Ptr(""))},
 			want{"original", nil, false}},
-		{"white-space description clears it", model.UpdateTaskInput{Description: graphql.OmittableOf(ptr(" \n "))},
+		{"white-space description clears it", model.UpdateTaskInput{Description: graphql.OmittableOf(testutil.Ptr(" \n "))},
 			want{"original", nil, false}},
-		{"description set, trimmed", model.UpdateTaskInput{Description: graphql.OmittableOf(ptr(" new words "))},
-			want{"original", ptr("new words"), false}},
-		{"completed true", model.UpdateTaskInput{Completed: graphql.OmittableOf(ptr(true))},
-			want{"original", ptr("original description"), true}},
-		{"completed false keeps it false", model.UpdateTaskInput{Completed: graphql.OmittableOf(ptr(false))},
-			want{"original", ptr("original description"), false}},
+		{"description set, trimmed", model.UpdateTaskInput{Description: graphql.OmittableOf(testutil.Ptr(" new words "))},
+			want{"original", testutil.Ptr("new words"), false}},
+		{"completed true", model.UpdateTaskInput{Completed: graphql.OmittableOf(testutil.Ptr(true))},
+			want{"original", testutil.Ptr("original description"), true}},
+		{"completed false keeps it false", model.UpdateTaskInput{Completed: graphql.OmittableOf(testutil.Ptr(false))},
+			want{"original", testutil.Ptr("original description"), false}},
 		{"every field", model.UpdateTaskInput{
-			Title:       graphql.OmittableOf(ptr("t2")),
-			Description: graphql.OmittableOf(ptr("d2")),
-			Completed:   graphql.OmittableOf(ptr(true)),
-		}, want{"t2", ptr("d2"), true}},
+			Title:       graphql.OmittableOf(testutil.Ptr("t2")),
+			Description: graphql.OmittableOf(testutil.Ptr("d2")),
+			Completed:   graphql.OmittableOf(testutil.Ptr(true)),
+		}, want{"t2", testutil.Ptr("d2"), true}},
 	}
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				before := mustCreate(t, s, ctx, model.CreateTaskInput{
-					Title: "original", Description: ptr("original description"),
+					Title: "original", Description: testutil.Ptr("original description"),
 				})
 				time.Sleep(3 * time.Millisecond) // SQLite's clock has millisecond resolution
 				got, err := s.Update(ctx, idOf(before), tt.in)
@@ -158,24 +157,24 @@ func TestUpdateRefusesInvalidInputAndLeavesTheRowUnchanged(t *testing.T) {
 		field string
 	}{
 		{"title null", "", model.UpdateTaskInput{Title: graphql.OmittableOf[*string](nil)}, "title"},
-		{"empty title", "", model.UpdateTaskInput{Title: graphql.OmittableOf(ptr(""))}, "title"},
-		{"white-space title", "", model.UpdateTaskInput{Title: graphql.OmittableOf(ptr(" \t "))}, "title"},
-		{"title of 201 code points", "", model.UpdateTaskInput{Title: graphql.OmittableOf(ptr(strings.Repeat("é", 201)))}, "title"},
-		{"NUL in title", "", model.UpdateTaskInput{Title: graphql.OmittableOf(ptr("a\x00b"))}, "title"},
+		{"empty title", "", model.UpdateTaskInput{Title: graphql.OmittableOf(testutil.Ptr(""))}, "title"},
+		{"white-space title", "", model.UpdateTaskInput{Title: graphql.OmittableOf(testutil.Ptr(" \t "))}, "title"},
+		{"title of 201 code points", "", model.UpdateTaskInput{Title: graphql.OmittableOf(testutil.Ptr(strings.Repeat("é", 201)))}, "title"},
+		{"NUL in title", "", model.UpdateTaskInput{Title: graphql.OmittableOf(testutil.Ptr("a\x00b"))}, "title"},
 		{"completed null", "", model.UpdateTaskInput{Completed: graphql.OmittableOf[*bool](nil)}, "completed"},
-		{"description of 1001 characters", "", model.UpdateTaskInput{Description: graphql.OmittableOf(ptr(strings.Repeat("d", 1001)))}, "description"},
-		{"NUL in description", "", model.UpdateTaskInput{Description: graphql.OmittableOf(ptr("\x00"))}, "description"},
+		{"description of 1001 characters", "", model.UpdateTaskInput{Description: graphql.OmittableOf(testutil.Ptr(strings.Repeat("d", 1001)))}, "description"},
+		{"NUL in description", "", model.UpdateTaskInput{Description: graphql.OmittableOf(testutil.Ptr("\x00"))}, "description"},
 		{"valid fields do not rescue an invalid one", "", model.UpdateTaskInput{
-			Description: graphql.OmittableOf(ptr("fine")),
-			Completed:   graphql.OmittableOf(ptr(true)),
+			Description: graphql.OmittableOf(testutil.Ptr("fine")),
+			Completed:   graphql.OmittableOf(testutil.Ptr(true)),
 			Title:       graphql.OmittableOf[*string](nil),
 		}, "title"},
-		{"malformed id", "1e3", model.UpdateTaskInput{Title: graphql.OmittableOf(ptr("x"))}, "id"},
+		{"malformed id", "1e3", model.UpdateTaskInput{Title: graphql.OmittableOf(testutil.Ptr("x"))}, "id"},
 	}
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
-		task := mustCreate(t, s, ctx, model.CreateTaskInput{Title: "keep", Description: ptr("me")})
+		task := mustCreate(t, s, ctx, model.CreateTaskInput{Title: "keep", Description: testutil.Ptr("me")})
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				id := tt.id
@@ -190,17 +189,17 @@ func TestUpdateRefusesInvalidInputAndLeavesTheRowUnchanged(t *testing.T) {
 				sameTask(t, "row after refused Update", rawRow(t, db, task.ID), task)
 			})
 		}
-		_, err := s.Update(ctx, "424242", model.UpdateTaskInput{Title: graphql.OmittableOf(ptr("x"))})
-		wantIs(t, err, model.ErrNotFound)
+		_, err := s.Update(ctx, "424242", model.UpdateTaskInput{Title: graphql.OmittableOf(testutil.Ptr("x"))})
+		wantCode(t, err, model.ENOTFOUND)
 	})
 }
 
 func TestToggleFlipsCompletionAndNothingElse(t *testing.T) {
 	t.Parallel()
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
-		prev := mustCreate(t, s, ctx, model.CreateTaskInput{Title: "flip", Description: ptr("me")})
+		prev := mustCreate(t, s, ctx, model.CreateTaskInput{Title: "flip", Description: testutil.Ptr("me")})
 		for i, want := range []bool{true, false, true} {
 			time.Sleep(3 * time.Millisecond)
 			got, err := s.Toggle(ctx, idOf(prev))
@@ -221,7 +220,7 @@ func TestToggleFlipsCompletionAndNothingElse(t *testing.T) {
 			prev = got
 		}
 		_, err := s.Toggle(ctx, "424242")
-		wantIs(t, err, model.ErrNotFound)
+		wantCode(t, err, model.ENOTFOUND)
 		_, err = s.Toggle(ctx, "-1")
 		wantInvalid(t, err, "id")
 	})
@@ -230,12 +229,12 @@ func TestToggleFlipsCompletionAndNothingElse(t *testing.T) {
 func TestDeleteReturnsTheTaskAsItWasAndRemovesOnlyIt(t *testing.T) {
 	t.Parallel()
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		keep := mustCreate(t, s, ctx, model.CreateTaskInput{Title: "keep"})
-		victim := mustCreate(t, s, ctx, model.CreateTaskInput{Title: "go", Description: ptr("away"), Completed: ptr(true)})
+		victim := mustCreate(t, s, ctx, model.CreateTaskInput{Title: "go", Description: testutil.Ptr("away"), Completed: testutil.Ptr(true)})
 		time.Sleep(3 * time.Millisecond)
-		victim, err := s.Update(ctx, idOf(victim), model.UpdateTaskInput{Title: graphql.OmittableOf(ptr("gone"))})
+		victim, err := s.Update(ctx, idOf(victim), model.UpdateTaskInput{Title: graphql.OmittableOf(testutil.Ptr("gone"))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -247,12 +246,12 @@ func TestDeleteReturnsTheTaskAsItWasAndRemovesOnlyIt(t *testing.T) {
 		sameTask(t, "Delete's result", got, victim)
 
 		_, err = s.Get(ctx, idOf(victim))
-		wantIs(t, err, model.ErrNotFound)
+		wantCode(t, err, model.ENOTFOUND)
 		if rawRow(t, db, victim.ID) != nil {
 			t.Fatal("the deleted row is still in the table")
 		}
 		_, err = s.Delete(ctx, idOf(victim))
-		wantIs(t, err, model.ErrNotFound)
+		wantCode(t, err, model.ENOTFOUND)
 		_, err = s.Delete(ctx, "0")
 		wantInvalid(t, err, "id")
 		sameTask(t, "the other task", rawRow(t, db, keep.ID), keep)
@@ -262,7 +261,7 @@ func TestDeleteReturnsTheTaskAsItWasAndRemovesOnlyIt(t *testing.T) {
 func TestDeleteCompletedRemovesOnlyTheViewersCompletedTasksInIDOrder(t *testing.T) {
 	t.Parallel()
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		alice, bob := testutil.AsUser("alice"), testutil.AsUser("bob")
 
 		got, err := s.DeleteCompleted(alice)
@@ -272,14 +271,14 @@ func TestDeleteCompletedRemovesOnlyTheViewersCompletedTasksInIDOrder(t *testing.
 
 		var active, done []*model.Task
 		for i := range 8 {
-			task := mustCreate(t, s, alice, model.CreateTaskInput{Title: fmt.Sprintf("t%d", 9-i), Completed: ptr(i%2 == 0)})
+			task := mustCreate(t, s, alice, model.CreateTaskInput{Title: fmt.Sprintf("t%d", 9-i), Completed: testutil.Ptr(i%2 == 0)})
 			if task.Completed {
 				done = append(done, task)
 			} else {
 				active = append(active, task)
 			}
 		}
-		bobsDone := mustCreate(t, s, bob, model.CreateTaskInput{Title: "bob's", Completed: ptr(true)})
+		bobsDone := mustCreate(t, s, bob, model.CreateTaskInput{Title: "bob's", Completed: testutil.Ptr(true)})
 		// Make the table's physical and index orders differ from id order,
 		// so that the order of DELETE … RETURNING is not id order whichever
 		// way the database finds the rows: titles and creation times run
@@ -294,7 +293,7 @@ func TestDeleteCompletedRemovesOnlyTheViewersCompletedTasksInIDOrder(t *testing.
 		}
 		for i, task := range done[:2] {
 			time.Sleep(2 * time.Millisecond)
-			updated, err := s.Update(alice, idOf(task), model.UpdateTaskInput{Description: graphql.OmittableOf(ptr("rewritten"))})
+			updated, err := s.Update(alice, idOf(task), model.UpdateTaskInput{Description: graphql.OmittableOf(testutil.Ptr("rewritten"))})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -326,7 +325,7 @@ func TestDeleteCompletedRemovesOnlyTheViewersCompletedTasksInIDOrder(t *testing.
 func TestStatsCountTheViewersTasks(t *testing.T) {
 	t.Parallel()
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		alice, bob := testutil.AsUser("alice"), testutil.AsUser("bob")
 		check := func(ctx context.Context, want model.TaskStats) {
 			t.Helper()
@@ -341,9 +340,9 @@ func TestStatsCountTheViewersTasks(t *testing.T) {
 		check(alice, model.TaskStats{})
 		var tasks []*model.Task
 		for i := range 5 {
-			tasks = append(tasks, mustCreate(t, s, alice, model.CreateTaskInput{Title: "t", Completed: ptr(i < 2)}))
+			tasks = append(tasks, mustCreate(t, s, alice, model.CreateTaskInput{Title: "t", Completed: testutil.Ptr(i < 2)}))
 		}
-		mustCreate(t, s, bob, model.CreateTaskInput{Title: "b", Completed: ptr(true)})
+		mustCreate(t, s, bob, model.CreateTaskInput{Title: "b", Completed: testutil.Ptr(true)})
 		check(alice, model.TaskStats{Total: 5, Completed: 2, Active: 3})
 		check(bob, model.TaskStats{Total: 1, Completed: 1, Active: 0})
 		if _, err := s.Toggle(alice, idOf(tasks[4])); err != nil {
@@ -365,7 +364,7 @@ func TestStatsCountTheViewersTasks(t *testing.T) {
 func TestTimestampsAreDatabaseTimesInUTCThatReadBackIdentically(t *testing.T) {
 	t.Parallel()
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 
 		// checkReadBack compares a mutation's result with what Get and List
@@ -418,13 +417,13 @@ func TestTimestampsAreDatabaseTimesInUTCThatReadBackIdentically(t *testing.T) {
 			run  func() (*model.Task, error)
 		}{
 			{"Update title", func() (*model.Task, error) {
-				return s.Update(ctx, idOf(created), model.UpdateTaskInput{Title: graphql.OmittableOf(ptr("times 2"))})
+				return s.Update(ctx, idOf(created), model.UpdateTaskInput{Title: graphql.OmittableOf(testutil.Ptr("times 2"))})
 			}},
 			{"Toggle", func() (*model.Task, error) { return s.Toggle(ctx, idOf(created)) }},
 			{"empty Update", func() (*model.Task, error) { return s.Update(ctx, idOf(created), model.UpdateTaskInput{}) }},
 			{"Toggle back", func() (*model.Task, error) { return s.Toggle(ctx, idOf(created)) }},
 			{"Update description", func() (*model.Task, error) {
-				return s.Update(ctx, idOf(created), model.UpdateTaskInput{Description: graphql.OmittableOf(ptr("d"))})
+				return s.Update(ctx, idOf(created), model.UpdateTaskInput{Description: graphql.OmittableOf(testutil.Ptr("d"))})
 			}},
 		}
 		for _, step := range steps {
@@ -457,28 +456,28 @@ func TestTimestampsAreDatabaseTimesInUTCThatReadBackIdentically(t *testing.T) {
 func TestOneUserNeverSeesOrChangesAnothersTasks(t *testing.T) {
 	t.Parallel()
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		alice, bob := testutil.AsUser("alice"), testutil.AsUser("bob")
-		mine := mustCreate(t, s, alice, model.CreateTaskInput{Title: "shared word", Completed: ptr(true)})
-		bobsActive := mustCreate(t, s, bob, model.CreateTaskInput{Title: "shared word", Description: ptr("bob")})
-		bobsDone := mustCreate(t, s, bob, model.CreateTaskInput{Title: "shared word", Completed: ptr(true)})
+		mine := mustCreate(t, s, alice, model.CreateTaskInput{Title: "shared word", Completed: testutil.Ptr(true)})
+		bobsActive := mustCreate(t, s, bob, model.CreateTaskInput{Title: "shared word", Description: testutil.Ptr("bob")})
+		bobsDone := mustCreate(t, s, bob, model.CreateTaskInput{Title: "shared word", Completed: testutil.Ptr(true)})
 		bobsRows := rawRowsOf(t, db, "bob")
 
 		_, missingErr := s.Get(alice, "999999")
-		wantIs(t, missingErr, model.ErrNotFound)
+		wantCode(t, missingErr, model.ENOTFOUND)
 		for _, other := range []*model.Task{bobsActive, bobsDone} {
 			id := idOf(other)
 			for name, call := range map[string]func() (*model.Task, error){
 				"Get": func() (*model.Task, error) { return s.Get(alice, id) },
 				"Update": func() (*model.Task, error) {
-					return s.Update(alice, id, model.UpdateTaskInput{Title: graphql.OmittableOf(ptr("hacked"))})
+					return s.Update(alice, id, model.UpdateTaskInput{Title: graphql.OmittableOf(testutil.Ptr("hacked"))})
 				},
 				"empty Update": func() (*model.Task, error) { return s.Update(alice, id, model.UpdateTaskInput{}) },
 				"Toggle":       func() (*model.Task, error) { return s.Toggle(alice, id) },
 				"Delete":       func() (*model.Task, error) { return s.Delete(alice, id) },
 			} {
 				got, err := call()
-				wantIs(t, err, model.ErrNotFound)
+				wantCode(t, err, model.ENOTFOUND)
 				if got != nil {
 					t.Errorf("%s of another user's task returned %s", name, show(got))
 				}
@@ -488,7 +487,7 @@ func TestOneUserNeverSeesOrChangesAnothersTasks(t *testing.T) {
 			}
 		}
 
-		page, err := s.List(alice, model.TaskFilter{Search: ptr("shared")}, nil, model.PageArgs{})
+		page, err := s.List(alice, model.TaskFilter{Search: testutil.Ptr("shared")}, nil, model.PageArgs{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -519,9 +518,9 @@ func TestOneUserNeverSeesOrChangesAnothersTasks(t *testing.T) {
 func TestEveryMethodWithoutAUserIsUnauthenticatedAndTouchesNothing(t *testing.T) {
 	t.Parallel()
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		alice := testutil.AsUser("alice")
-		task := mustCreate(t, s, alice, model.CreateTaskInput{Title: "x", Completed: ptr(true)})
+		task := mustCreate(t, s, alice, model.CreateTaskInput{Title: "x", Completed: testutil.Ptr(true)})
 		id := idOf(task)
 		before := rawRows(t, db)
 
@@ -537,7 +536,7 @@ func TestEveryMethodWithoutAUserIsUnauthenticatedAndTouchesNothing(t *testing.T)
 				return err
 			},
 			"Update": func(ctx context.Context) error {
-				_, err := s.Update(ctx, id, model.UpdateTaskInput{Title: graphql.OmittableOf(ptr("changed"))})
+				_, err := s.Update(ctx, id, model.UpdateTaskInput{Title: graphql.OmittableOf(testutil.Ptr("changed"))})
 				return err
 			},
 			"Toggle":          func(ctx context.Context) error { _, err := s.Toggle(ctx, id); return err },
@@ -556,8 +555,8 @@ func TestEveryMethodWithoutAUserIsUnauthenticatedAndTouchesNothing(t *testing.T)
 		}
 		for cname, ctx := range contexts {
 			for name, call := range calls {
-				if err := call(ctx); !errors.Is(err, model.ErrUnauthenticated) {
-					t.Errorf("%s with %s: error = %v, want model.ErrUnauthenticated", name, cname, err)
+				if err := call(ctx); model.ErrorCode(err) != model.EUNAUTHENTICATED {
+					t.Errorf("%s with %s: error = %v, want EUNAUTHENTICATED", name, cname, err)
 				}
 			}
 		}
@@ -602,14 +601,14 @@ func TestTitleAndDescriptionLimitsCountCodePoints(t *testing.T) {
 		{"200 code points of CJK", model.CreateTaskInput{Title: strings.Repeat("日本", 100)}, ""},
 		{"200 emoji (800 bytes)", model.CreateTaskInput{Title: strings.Repeat("😀", 200)}, ""},
 		{"200 code points with white space around", model.CreateTaskInput{Title: "  \t" + strings.Repeat("ü", 200) + "\n "}, ""},
-		{"1001-character description", model.CreateTaskInput{Title: "t", Description: ptr(strings.Repeat("d", 1001))}, "description"},
-		{"1001 multi-byte description", model.CreateTaskInput{Title: "t", Description: ptr(strings.Repeat("日", 1001))}, "description"},
-		{"NUL in description", model.CreateTaskInput{Title: "t", Description: ptr("x\x00")}, "description"},
-		{"1000-character description", model.CreateTaskInput{Title: "t", Description: ptr(strings.Repeat("d", 1000))}, ""},
-		{"1000 emoji description", model.CreateTaskInput{Title: "t", Description: ptr(strings.Repeat("🚀", 1000))}, ""},
+		{"1001-character description", model.CreateTaskInput{Title: "t", Description: testutil.Ptr(strings.Repeat("d", 1001))}, "description"},
+		{"1001 multi-byte description", model.CreateTaskInput{Title: "t", Description: testutil.Ptr(strings.Repeat("日", 1001))}, "description"},
+		{"NUL in description", model.CreateTaskInput{Title: "t", Description: testutil.Ptr("x\x00")}, "description"},
+		{"1000-character description", model.CreateTaskInput{Title: "t", Description: testutil.Ptr(strings.Repeat("d", 1000))}, ""},
+		{"1000 emoji description", model.CreateTaskInput{Title: "t", Description: testutil.Ptr(strings.Repeat("🚀", 1000))}, ""},
 	}
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -686,11 +685,11 @@ func TestHostileStringsAreStoredVerbatim(t *testing.T) {
 		"zero\u200bwidth",
 	}
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := model.NewTasks(db)
+		s := newTasks(t, db)
 		ctx := testutil.AsUser("alice")
 		var created []*model.Task
 		for _, h := range hostile {
-			task := mustCreate(t, s, ctx, model.CreateTaskInput{Title: h, Description: ptr("desc " + h)})
+			task := mustCreate(t, s, ctx, model.CreateTaskInput{Title: h, Description: testutil.Ptr("desc " + h)})
 			if task.Title != h || task.Description == nil || *task.Description != "desc "+h {
 				t.Fatalf("Create(%q) stored %s", h, show(task))
 			}
@@ -699,12 +698,12 @@ func TestHostileStringsAreStoredVerbatim(t *testing.T) {
 			created = append(created, task)
 		}
 		for i, h := range hostile {
-			upd, err := s.Update(ctx, idOf(created[i]), model.UpdateTaskInput{Description: graphql.OmittableOf(ptr(h))})
+			upd, err := s.Update(ctx, idOf(created[i]), model.UpdateTaskInput{Description: graphql.OmittableOf(testutil.Ptr(h))})
 			if err != nil || *upd.Description != h {
 				t.Fatalf("Update description to %q: %v, %v", h, upd, err)
 			}
 			// Searching for the string finds the task: it is matched as text.
-			found := listAll(t, s, ctx, model.TaskFilter{Search: ptr(h)})
+			found := listAll(t, s, ctx, model.TaskFilter{Search: testutil.Ptr(h)})
 			var hit bool
 			for _, f := range found {
 				hit = hit || f.ID == upd.ID

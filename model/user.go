@@ -32,12 +32,12 @@ func NewUsers(db *bun.DB) *Users {
 	return &Users{db: db}
 }
 
-// ByID returns the user with the given id, or ErrNotFound.
+// ByID returns the user with the given id, or an ENOTFOUND error.
 func (s *Users) ByID(ctx context.Context, id string) (*User, error) {
 	u := new(User)
 	err := s.db.NewSelect().Model(u).Where("id = ?", id).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
+		return nil, notFound("user")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("select user: %w", err)
@@ -45,7 +45,7 @@ func (s *Users) ByID(ctx context.Context, id string) (*User, error) {
 	return u, nil
 }
 
-// Create inserts u. A second user with the same email is a *ConflictError.
+// Create inserts u. A second user with the same email is an ECONFLICT error.
 func (s *Users) Create(ctx context.Context, u *User) error {
 	q := s.db.NewInsert().Model(u)
 	if u.CreatedAt.IsZero() {
@@ -57,7 +57,7 @@ func (s *Users) Create(ctx context.Context, u *User) error {
 	}
 	_, err := q.Exec(ctx)
 	if isUniqueViolation(err) {
-		return &ConflictError{Field: "email", Message: "a user with this email already exists", Err: err}
+		return &Error{Code: ECONFLICT, Field: "email", Message: "a user with this email already exists", Err: err}
 	}
 	if err != nil {
 		return fmt.Errorf("insert user: %w", err)

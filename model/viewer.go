@@ -33,11 +33,11 @@ func ViewerFromContext(ctx context.Context) (Viewer, bool) {
 	return v, ok && v.ID != ""
 }
 
-// viewerID returns the id of the viewer in ctx, or ErrUnauthenticated.
+// viewerID returns the id of the viewer in ctx, or an EUNAUTHENTICATED error.
 func viewerID(ctx context.Context) (string, error) {
 	v, ok := ViewerFromContext(ctx)
 	if !ok {
-		return "", ErrUnauthenticated
+		return "", Unauthenticated()
 	}
 	return v.ID, nil
 }

@@ -14,7 +14,7 @@ import (
 // early, explicit refusal rather than the only line of defence.
 func Auth(ctx context.Context, obj any, next graphql.Resolver) (any, error) {
 	if _, ok := model.ViewerFromContext(ctx); !ok {
-		return nil, model.ErrUnauthenticated
+		return nil, model.Unauthenticated()
 	}
 	return next(ctx)
 }

@@ -45,14 +45,14 @@ func (r *mutationResolver) DeleteCompletedTasks(ctx context.Context) ([]string, 
 func (r *queryResolver) Me(ctx context.Context) (*model.Viewer, error) {
 	v, ok := model.ViewerFromContext(ctx)
 	if !ok {
-		return nil, model.ErrUnauthenticated
+		return nil, model.Unauthenticated()
 	}
 	return &v, nil
 }
 
 func (r *queryResolver) Task(ctx context.Context, id string) (*model.Task, error) {
 	t, err := r.TaskStore.Get(ctx, id)
-	if err == model.ErrNotFound {
+	if model.ErrorCode(err) == model.ENOTFOUND {
 		return nil, nil
 	}
 	return t, err

@@ -165,3 +165,7 @@ func randomHex(n int) string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// Ptr returns a pointer to a copy of v, for the optional fields of inputs
+// and filters.
+func Ptr[T any](v T) *T { return &v }

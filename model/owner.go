@@ -1,0 +1,170 @@
+package model
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/schema"
+)
+
+// owned is the only way into the task table: a statement under
+// construction that is already restricted to the users it acts for. It is
+// made by Tasks.owned, from the viewer in a request's context, or by
+// Tasks.ownedByGroup for a group of concurrent creates, so a method that
+// forgets the viewer cannot build a statement at all, and a statement
+// built from owned cannot leave the owner's predicate out. Every
+// statement it builds is then sent by send or sendRow, the one place
+// where task statements reach the database (and where tests inspect
+// them, see Tasks.inspect).
+//
+// The predicate is the statement's first bound value ($1), so that the
+// text of each query stays the same from call to call (see binds).
+type owned struct {
+	s *Tasks
+	// b holds the statement's values; a part of owned rather than its own
+	// allocation, since every request builds at least one statement.
+	b binds
+	// user is the id of the viewer the statement acts for; for a group of
+	// creates, that of its first call, and group holds them all, in the
+	// group's order.
+	user  string
+	group []string
+	// owner is the placeholder bound to the viewer's id (one user) or to
+	// the array of users (a group).
+	owner bun.Safe
+}
+
+// owned starts a statement on the viewer's tasks, or returns
+// an EUNAUTHENTICATED error when ctx has no viewer.
+func (s *Tasks) owned(ctx context.Context) (*owned, error) {
+	userID, err := viewerID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	o := &owned{s: s, b: s.binds(), user: userID}
+	o.owner = o.b.add(userID)
+	return o, nil
+}
+
+// ownedByGroup starts the statement that inserts the tasks of group, each
+// owned by the viewer of its own call.
+func (s *Tasks) ownedByGroup(group []*pendingCreate) (*owned, error) {
+	users := make([]string, len(group))
+	for i, p := range group {
+		userID, err := viewerID(p.ctx)
+		if err != nil {
+			return nil, err
+		}
+		users[i] = userID
+	}
+	o := &owned{s: s, b: s.binds(), user: users[0], group: users}
+	o.owner = o.b.typed(users, "varchar[]")
+	return o, nil
+}
+
+// selectTasks starts a SELECT of the viewer's tasks.
+func (o *owned) selectTasks() *bun.SelectQuery {
+	return o.s.db.NewSelect().Model((*Task)(nil)).Where("user_id = ?", o.owner)
+}
+
+// update starts an UPDATE of the viewer's tasks.
+func (o *owned) update() *bun.UpdateQuery {
+	return o.s.db.NewUpdate().Model((*Task)(nil)).Where("user_id = ?", o.owner)
+}
+
+// delete starts a DELETE of the viewer's tasks.
+func (o *owned) delete() *bun.DeleteQuery {
+	return o.s.db.NewDelete().Model((*Task)(nil)).Where("user_id = ?", o.owner)
+}
+
+// insert starts an INSERT of one task owned by the viewer. The database
+// sets id and both timestamps, so they come back exactly as a later query
+// will read them.
+func (o *owned) insert() *bun.InsertQuery {
+	return o.s.db.NewInsert().Model((*Task)(nil)).
+		ExcludeColumn("id", "created_at", "updated_at").
+		Value("user_id", "?", o.owner)
+}
+
+// insertGroup is the PostgreSQL statement that inserts the tasks of a
+// group (see createGroups), one row per element of the arrays, each owned
+// by its call's viewer. unnest yields the rows in the arrays' order and
+// the ids are drawn in that order.
+func (o *owned) insertGroup(titles []string, descs []*string, completed []bool) schema.QueryAppender {
+	b := &o.b
+	return o.s.db.NewRaw("INSERT INTO task (user_id, title, description, completed) SELECT * FROM unnest(?, ?, ?, ?) RETURNING "+taskColumns,
+		o.owner, b.typed(titles, "varchar[]"), b.typed(descs, "varchar[]"), b.typed(completed, "boolean[]"))
+}
+
+// users are the ids of the users the statement acts for.
+func (o *owned) users() []string {
+	if o.group != nil {
+		return o.group
+	}
+	return []string{o.user}
+}
+
+// longestUser is the longest id among the users, the one whose changes
+// might not fit a notification (StatementPublisher.PublishExpr).
+func (o *owned) longestUser() string {
+	longest := o.user
+	for _, u := range o.group {
+		if len(u) > len(longest) {
+			longest = u
+		}
+	}
+	return longest
+}
+
+// text returns the SQL of q, which was built from o with o's placeholders.
+func (o *owned) text(q schema.QueryAppender) (string, error) {
+	text, err := q.AppendQuery(o.s.db.QueryGen(), nil)
+	if err != nil {
+		return "", fmt.Errorf("build query: %w", err)
+	}
+	return string(text), nil
+}
+
+// send runs the statement text with o's bound values on conn (the pool or
+// a transaction) and reports the outcome to health. Bun's own methods
+// would write the values into the text again, so statements go to
+// database/sql directly; Bun's query hooks never see them, hence inspect.
+func (o *owned) send(ctx context.Context, conn querier, text string) (*sql.Rows, error) {
+	if o.s.inspect != nil {
+		o.s.inspect(ctx, text, o.b.args, o.users())
+	}
+	rows, err := conn.QueryContext(ctx, text, o.b.queryArgs()...)
+	o.b.report(ctx, err)
+	return rows, err
+}
+
+// sendRow runs q, which returns one row, on the pool and scans the row
+// into dest; no row is sql.ErrNoRows.
+func (o *owned) sendRow(ctx context.Context, q schema.QueryAppender, dest ...any) error {
+	text, err := o.text(q)
+	if err != nil {
+		return err
+	}
+	if o.s.inspect != nil {
+		o.s.inspect(ctx, text, o.b.args, o.users())
+	}
+	err = o.s.db.DB.QueryRowContext(ctx, text, o.b.queryArgs()...).Scan(dest...)
+	if errors.Is(err, sql.ErrNoRows) {
+		o.b.report(ctx, nil) // an answer: there is no such row
+	} else {
+		o.b.report(ctx, err)
+	}
+	return err
+}
+
+// query runs q on the pool and returns its rows.
+func (o *owned) query(ctx context.Context, q schema.QueryAppender) (*sql.Rows, error) {
+	text, err := o.text(q)
+	if err != nil {
+		return nil, err
+	}
+	return o.send(ctx, o.s.db.DB, text)
+}
