@@ -357,13 +357,21 @@ func writableTask(fields []graphql.CollectedField) bool {
 		return false
 	}
 	for _, field := range fields {
-		switch field.Name {
-		case "__typename", "id", "title", "description", "completed", "createdAt", "updatedAt":
-		default:
+		if !writesTaskField(field.Name) {
 			return false
 		}
 	}
 	return true
+}
+
+// writesTaskField reports whether appendTask writes the field of Task
+// named name.
+func writesTaskField(name string) bool {
+	switch name {
+	case "__typename", "id", "title", "description", "completed", "createdAt", "updatedAt":
+		return true
+	}
+	return false
 }
 
 // distinctPlainFields reports whether no field has arguments, a directive
