@@ -20,15 +20,20 @@ import (
 // gqlgen marshal them field by field.
 //
 // Why: gqlgen v0.17.98 starts a goroutine per list element
-// (graphql.MarshalSliceConcurrently) and makes about seven allocations per
-// field of every element (a FieldContext, its Child closure, a context
-// value, the middleware closures), and no gqlgen.yml option turns that off
-// (see /work/shared/notes/gqlgen-hot-path.md and issue 12). A page of 20
-// tasks with six fields cost the executor about 1,650 allocations; written
-// here it costs a handful. BenchmarkListTasks, the handler of a real
-// request over each database, went from 2,632 to 1,0xx allocations and
-// from about 710 to about 4xx µs of CPU on SQLite (the figures of the
-// commit that added this file).
+// (graphql.MarshalSliceConcurrently, graphql/slice.go) and makes about
+// seven allocations per field of every element (a FieldContext, its Child
+// closure, a context value, the middleware closures); no gqlgen.yml option
+// turns that off (issue 12). Measured with BenchmarkListTasks (a page of
+// 20 tasks, six fields, through the whole handler; medians of 5 runs on 2
+// loaded cores, without → with it; BenchmarkListTasksWithoutFastPath
+// measures the first column again in any run):
+//
+//	             allocs/op       cpu-ns/op
+//	SQLite       2,632 → 927     713 µs → 420 µs
+//	PostgreSQL   2,230 → 525     809 µs → 415 µs
+//
+// BenchmarkCreateTask: 418 → 343 allocations (PostgreSQL), CPU within noise.
+// What is left is mostly the database driver's scanning in model.List.
 //
 // How: a field middleware may return a graphql.Marshaler as the field's
 // value, which the executor then writes as it is (graphql/resolve_field.go).
@@ -129,6 +134,9 @@ func fieldKind(fc *graphql.FieldContext) int {
 	return notFast
 }
 
+// InterceptField runs the resolver of a field whose type is Task,
+// [Task!]! or [TaskEdge!]! and returns its value written as JSON; any
+// other field, and any value it does not write, goes on as gqlgen has it.
 func (f *fastPath) InterceptField(ctx context.Context, next graphql.Resolver) (any, error) {
 	fc := graphql.GetFieldContext(ctx)
 	kind := fieldKind(fc)
