@@ -106,3 +106,13 @@ func estimateSize(v any) int {
 	}
 	return 8
 }
+
+// countAnswer adds n bytes to the answer of ctx's operation: those of a
+// field whose own fields did not go through InterceptField (the fast path,
+// fastpath.go). An answer that this takes over the limit is refused as
+// any other, by InterceptResponse.
+func countAnswer(ctx context.Context, n int) {
+	if count, _ := graphql.GetOperationContext(ctx).Stats.GetExtension(answerSizeStatsKey).(*answerCount); count != nil {
+		count.bytes.Add(int64(n))
+	}
+}

@@ -77,6 +77,9 @@ type Config struct {
 	// TracerProvider, when not nil, traces each request, operation and
 	// root field (see package telemetry); nil traces nothing.
 	TracerProvider trace.TracerProvider
+
+	// fastPath is set by tests only (export_test.go): fastpath.go.
+	fastPath fastPathConfig
 }
 
 // exampleQuery is what the IDE shows first.
@@ -146,6 +149,7 @@ func New(cfg Config) http.Handler {
 	gql.Use(newQueryLimits(es, limits))
 	gql.Use(newCostBudget(limits.CostRefill, limits.CostBudget))
 	gql.Use(answerSize{max: int64(limits.MaxResponseBytes)})
+	useFastPath(gql, cfg.fastPath) // after answerSize: see fastpath.go
 	gql.Use(costReporter{})
 	gql.AroundOperations(executionTimeout(limits.ExecutionTimeout))
 	gql.Use(operationObserver{metrics: cfg.Metrics})

@@ -37,8 +37,9 @@ const (
 
 // benchHandler is api.New as the server builds it (production logging,
 // written nowhere) over a database of dialect d seeded with benchUsers
-// users of benchTasks tasks each, and a token per user.
-func benchHandler(b *testing.B, d testutil.Dialect) (http.Handler, []string) {
+// users of benchTasks tasks each, and a token per user. configure, if
+// given, adjusts the configuration.
+func benchHandler(b *testing.B, d testutil.Dialect, configure ...func(*api.Config)) (http.Handler, []string) {
 	b.Helper()
 	db := testutil.NewDB(b, d)
 	ctx := context.Background()
@@ -66,28 +67,31 @@ func benchHandler(b *testing.B, d testutil.Dialect) (http.Handler, []string) {
 	if err != nil {
 		b.Fatalf("auth.New: %v", err)
 	}
-	h := api.New(api.Config{
+	cfg := api.Config{
 		Tasks:    model.NewTasks(db),
 		Verifier: verifier,
 		Logger:   slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		// The benchmark measures the path, not the budget: 20 users
 		// running as fast as the handler allows exceed the default.
 		Limits: api.Limits{CostRefill: 1e9, CostBudget: 1 << 40},
-	})
-	return h, tokens
+	}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	return api.New(cfg), tokens
 }
 
 // benchPost runs body through h as each user in turn, b.N times in all,
 // failing on any answer but a 200 without errors.
-func benchPost(b *testing.B, body string) {
+func benchPost(b *testing.B, body string, configure ...func(*api.Config)) {
 	for _, d := range testutil.Dialects() {
-		b.Run(string(d), func(b *testing.B) { benchPostOn(b, d, body) })
+		b.Run(string(d), func(b *testing.B) { benchPostOn(b, d, body, configure...) })
 	}
 }
 
-func benchPostOn(b *testing.B, d testutil.Dialect, body string) {
+func benchPostOn(b *testing.B, d testutil.Dialect, body string, configure ...func(*api.Config)) {
 	{
-		h, tokens := benchHandler(b, d)
+		h, tokens := benchHandler(b, d, configure...)
 		b.ReportAllocs()
 		defer testutil.ReportCPU(b)()
 		i := 0
@@ -107,6 +111,13 @@ func benchPostOn(b *testing.B, d testutil.Dialect, body string) {
 
 // BenchmarkListTasks is the read of the load test: a user's first page.
 func BenchmarkListTasks(b *testing.B) { benchPost(b, benchList) }
+
+// BenchmarkListTasksWithoutFastPath is the same read with every field
+// marshalled by gqlgen (fastpath.go off): what the fast path saves, in the
+// same run.
+func BenchmarkListTasksWithoutFastPath(b *testing.B) {
+	benchPost(b, benchList, func(c *api.Config) { *c = api.WithoutFastPath(*c) })
+}
 
 // BenchmarkListTasksCounted adds totalCount, a count(*) over the user's
 // tasks.
