@@ -51,7 +51,7 @@ func seedFastPathTasks(t *testing.T, servers ...*testServer) {
 		}
 		var desc *string
 		if i%2 == 1 {
-			desc = ptr(fastPathTitles[(i/2)%len(fastPathTitles)] + " (description)")
+			desc = testutil.Ptr(fastPathTitles[(i/2)%len(fastPathTitles)] + " (description)")
 		}
 		created := start.Add(time.Duration(i) * 1000001 * time.Microsecond)
 		tasks = append(tasks, &model.Task{UserID: user, Title: title, Description: desc, Completed: i%3 == 0,
