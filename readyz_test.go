@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"database/sql"
 	"io"
 	"net/http"
@@ -26,19 +25,9 @@ func TestReadyzAnswersFromTheLastStateSeen(t *testing.T) {
 		"LISTEN_ADDR":      "127.0.0.1:0",
 		"SHUTDOWN_TIMEOUT": "5s",
 	})
-	stderr := newLogWatcher()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve"}, env(vars), io.Discard, stderr) }()
-	t.Cleanup(func() { cancel(); <-done })
-	var base string
-	select {
-	case base = <-stderr.url:
-	case err := <-done:
-		t.Fatalf("serve returned before listening: %v\n%s", err, stderr)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not log its URL:\n%s", stderr)
-	}
+	srv := startServe(t, vars)
+	t.Cleanup(func() { srv.cancel(); <-srv.done })
+	base := srv.url(t)
 	client := &http.Client{Timeout: 10 * time.Second}
 	token, err := auth.Mint([]byte(testSecret), auth.MintClaims{Subject: "alice"})
 	if err != nil {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -38,32 +36,21 @@ func TestServeThroughATransactionPooler(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			vars := withSecret(tt.vars)
 			vars["LISTEN_ADDR"] = "127.0.0.1:0"
-			stderr := newLogWatcher()
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			done := make(chan error, 1)
-			go func() { done <- run(ctx, []string{"serve"}, env(vars), io.Discard, stderr) }()
+			srv := startServe(t, vars)
 			if tt.wantError != "" {
 				select {
-				case err := <-done:
+				case err := <-srv.done:
 					if err == nil || !strings.HasPrefix(err.Error(), tt.wantError) || strings.Contains(err.Error(), "\n") {
 						t.Fatalf("serve = %v, want one line starting %q", err, tt.wantError)
 					}
-				case <-stderr.url:
+				case <-srv.log.url:
 					t.Fatal("serve listened, want it refused at boot")
 				case <-time.After(30 * time.Second):
 					t.Fatal("serve neither refused nor listened within 30s")
 				}
 				return
 			}
-			var base string
-			select {
-			case base = <-stderr.url:
-			case err := <-done:
-				t.Fatalf("serve returned before listening: %v\n%s", err, stderr)
-			case <-time.After(30 * time.Second):
-				t.Fatalf("serve did not log its URL:\n%s", stderr)
-			}
+			base := srv.url(t)
 			token, err := auth.Mint([]byte(testSecret), auth.MintClaims{Subject: "alice"})
 			if err != nil {
 				t.Fatal(err)
@@ -74,8 +61,8 @@ func TestServeThroughATransactionPooler(t *testing.T) {
 					t.Fatalf("createTask answered %s", got)
 				}
 			}
-			cancel()
-			if err := <-done; err != nil {
+			srv.cancel()
+			if err := <-srv.done; err != nil {
 				t.Fatalf("serve: %v", err)
 			}
 		})

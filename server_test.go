@@ -172,6 +172,40 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 	}
 }
 
+// serving is serve running in this process for a test, stopped when the
+// test ends.
+type serving struct {
+	log    *logWatcher
+	cancel context.CancelFunc
+	// done receives what serve returned.
+	done chan error
+}
+
+// startServe runs serve with the environment vars.
+func startServe(t *testing.T, vars map[string]string) *serving {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &serving{log: newLogWatcher(), cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- run(ctx, []string{"serve"}, env(vars), io.Discard, s.log) }()
+	t.Cleanup(cancel)
+	return s
+}
+
+// url waits until serve logs the URL it listens on, failing the test if
+// it returns first or takes 30 s.
+func (s *serving) url(t *testing.T) string {
+	t.Helper()
+	select {
+	case base := <-s.log.url:
+		return base
+	case err := <-s.done:
+		t.Fatalf("serve returned before listening: %v\n%s", err, s.log)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not log its URL:\n%s", s.log)
+	}
+	return ""
+}
+
 // TestServeBootsAnswersAndShutsDownGracefully boots the whole server on a
 // temporary SQLite file, talks to it, and cancels its context while a
 // request is in flight: the request completes and run returns nil.
@@ -183,20 +217,9 @@ func TestServeBootsAnswersAndShutsDownGracefully(t *testing.T) {
 		"LISTEN_ADDR":      "127.0.0.1:0",
 		"SHUTDOWN_TIMEOUT": "20s",
 	})
-	stderr := newLogWatcher()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve"}, env(vars), io.Discard, stderr) }()
-
-	var base string
-	select {
-	case base = <-stderr.url:
-	case err := <-done:
-		t.Fatalf("serve returned before listening: %v\n%s", err, stderr)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not log its URL:\n%s", stderr)
-	}
+	srv := startServe(t, vars)
+	stderr, cancel, done := srv.log, srv.cancel, srv.done
+	base := srv.url(t)
 	client := &http.Client{Timeout: 20 * time.Second}
 
 	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/": 200, "/nope": 404} {

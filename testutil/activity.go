@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"net/url"
-	"os"
 	"testing"
 	"time"
 )
@@ -100,13 +99,7 @@ func TerminateBackends(t testing.TB, name string) int {
 // test's sessions; it skips the test without one, as URL does.
 func adminDB(t testing.TB) *sql.DB {
 	t.Helper()
-	base := os.Getenv("TEST_DATABASE_URL")
-	if base == "" {
-		if os.Getenv("TEST_REQUIRE_POSTGRES") == "1" {
-			t.Fatal("TEST_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set")
-		}
-		t.Skip("TEST_DATABASE_URL is not set")
-	}
+	base := testDatabaseURLString(t)
 	admin, err := sql.Open("pgx", base)
 	if err != nil {
 		t.Fatalf("TEST_DATABASE_URL: %v", err)

@@ -195,13 +195,7 @@ func NewPostgresDatabase(t testing.TB) string {
 // it, or fails when TEST_REQUIRE_POSTGRES=1.
 func testDatabaseURL(t testing.TB) *url.URL {
 	t.Helper()
-	raw := os.Getenv("TEST_DATABASE_URL")
-	if raw == "" {
-		if os.Getenv("TEST_REQUIRE_POSTGRES") == "1" {
-			t.Fatal("TEST_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set")
-		}
-		t.Skip("TEST_DATABASE_URL is not set")
-	}
+	raw := testDatabaseURLString(t)
 	u, err := url.Parse(raw)
 	if err != nil {
 		t.Fatalf("TEST_DATABASE_URL: %v", err)

@@ -96,13 +96,7 @@ func URL(t testing.TB, d Dialect) string {
 	if d == SQLite {
 		return "sqlite://" + filepath.Join(t.TempDir(), "test.db")
 	}
-	base := os.Getenv("TEST_DATABASE_URL")
-	if base == "" {
-		if os.Getenv("TEST_REQUIRE_POSTGRES") == "1" {
-			t.Fatal("TEST_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set")
-		}
-		t.Skip("TEST_DATABASE_URL is not set")
-	}
+	base := testDatabaseURLString(t)
 	admin, err := sql.Open("pgx", base)
 	if err != nil {
 		t.Fatalf("TEST_DATABASE_URL: %v", err)
@@ -169,3 +163,17 @@ func randomHex(n int) string {
 // Ptr returns a pointer to a copy of v, for the optional fields of inputs
 // and filters.
 func Ptr[T any](v T) *T { return &v }
+
+// testDatabaseURLString is TEST_DATABASE_URL; the test is skipped without
+// it, or fails when TEST_REQUIRE_POSTGRES=1.
+func testDatabaseURLString(t testing.TB) string {
+	t.Helper()
+	raw := os.Getenv("TEST_DATABASE_URL")
+	if raw == "" {
+		if os.Getenv("TEST_REQUIRE_POSTGRES") == "1" {
+			t.Fatal("TEST_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set")
+		}
+		t.Skip("TEST_DATABASE_URL is not set")
+	}
+	return raw
+}
