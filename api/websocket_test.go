@@ -17,6 +17,7 @@ import (
 	"github.com/taskql/server/api"
 	"github.com/taskql/server/auth"
 	"github.com/taskql/server/events"
+	"github.com/taskql/server/graphqlws"
 	"github.com/taskql/server/model"
 	"github.com/taskql/server/testutil"
 	"github.com/taskql/server/testutil/gqlws"
@@ -399,7 +400,7 @@ func TestSlowSubscriberEndsWithEventsMissed(t *testing.T) {
 	tasks := model.NewTasks(db)
 	bus := &events.Local{Hub: events.Hub{Buffer: 1}}
 	tasks.PublishTo(bus)
-	srv := &subServer{Bus: bus, Sockets: &api.Websockets{}}
+	srv := &subServer{Bus: bus, Sockets: &graphqlws.Connections{}}
 	srv.testServer = newServerWith(t, db, tasks, func(cfg *api.Config) { cfg.Changes = bus })
 	ws := subscribe(t, srv, mint(t, "alice"))
 	srv.waitSubscribers(t, 1)
