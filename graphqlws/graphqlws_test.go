@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/testserver"
+	"github.com/coder/websocket"
 
 	"github.com/taskql/server/graphqlws"
 	"github.com/taskql/server/model"
@@ -96,6 +97,11 @@ func TestCloseCodesFollowTheProtocolNotGqlgen(t *testing.T) {
 		{"a message that is not JSON", []string{`{nope`}, 4400, "Invalid message received"},
 		{"an unknown message type", []string{`{"type":"start","id":"1"}`}, 4400, "Invalid message received"},
 		{"a second connection_init", []string{`{"type":"connection_init","payload":{"token":"good-token"}}`, `{"type":"connection_init"}`}, 4429, "Too many initialisation requests"},
+		{"a subscribe without an id", []string{`{"type":"connection_init","payload":{"token":"good-token"}}`,
+			`{"type":"subscribe","payload":{"query":"{ name }"}}`}, 4400, "Invalid message received"},
+		{"two operations with one id", []string{`{"type":"connection_init","payload":{"token":"good-token"}}`,
+			`{"type":"subscribe","id":"x","payload":{"query":"subscription { name }"}}`,
+			`{"type":"subscribe","id":"x","payload":{"query":"subscription { name }"}}`}, 4409, "Subscriber for x already exists"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,6 +116,21 @@ func TestCloseCodesFollowTheProtocolNotGqlgen(t *testing.T) {
 			wantClosed(t, c, tt.code, tt.reason)
 		})
 	}
+
+	t.Run("the old graphql-ws subprotocol", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		ws, _, err := websocket.Dial(ctx, strings.Replace(url, "http", "ws", 1),
+			&websocket.DialOptions{Subprotocols: []string{"graphql-ws"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.CloseNow()
+		_, _, err = ws.Read(ctx)
+		if code := websocket.CloseStatus(err); code != 4406 {
+			t.Fatalf("want close 4406, got %v", err)
+		}
+	})
 }
 
 // TestTheTokenReachesAuthenticateAsAnAuthorizationValue pins where a
