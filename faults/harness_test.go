@@ -33,10 +33,10 @@ import (
 // secret is the HS256 secret the servers under test verify tokens with.
 var secret = []byte("faults-hs256-secret-0123456789abcdef")
 
-// server is the server binary running as a child process.
+// server is the server binary running as a child process, with the
+// fault scripts' ways of waiting for its end.
 type server struct {
 	*testutil.Process
-	addr string
 }
 
 // startServer runs the server binary with env (on top of a minimal
@@ -62,7 +62,7 @@ func startServerBin(t *testing.T, bin string, env ...string) *server {
 	dir := t.TempDir()
 	vars["HOME"] = dir
 	p := testutil.StartServer(t, testutil.Options{Bin: bin, Dir: dir, Env: vars, Timeout: 30 * time.Second})
-	return &server{Process: p, addr: p.Addr}
+	return &server{Process: p}
 }
 
 // signal sends sig to the server.
@@ -108,7 +108,7 @@ func newClient(t *testing.T, s *server, user string, keepAlive bool) *client {
 	}
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableKeepAlives: !keepAlive}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &client{http: &http.Client{Transport: tr, Timeout: 30 * time.Second}, base: "http://" + s.addr, token: tok}
+	return &client{http: &http.Client{Transport: tr, Timeout: 30 * time.Second}, base: s.URL, token: tok}
 }
 
 // outcome is what one request got.
@@ -237,7 +237,7 @@ func probeReady(ctx context.Context, s *server) func() []readiness {
 		last := -1
 		for ctx.Err() == nil {
 			status := 0
-			if res, err := c.Get("http://" + s.addr + "/readyz"); err == nil {
+			if res, err := c.Get(s.URL + "/readyz"); err == nil {
 				status = res.StatusCode
 				res.Body.Close()
 			}
