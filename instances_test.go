@@ -25,16 +25,11 @@ import (
 func TestInstancesShareChangesAndResubscribeAfterARestart(t *testing.T) {
 	t.Parallel()
 	pg := testutil.StartPostgresCluster(t)
-	bin, err := testutil.BuildServer(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	vars := withSecret(map[string]string{
+	opts := testutil.Options{Env: withSecret(map[string]string{
 		"DATABASE_URL":     pg.URL(),
-		"LISTEN_ADDR":      "127.0.0.1:0",
 		"SHUTDOWN_TIMEOUT": "10s",
-	})
-	first, second := startServer(t, bin, vars), startServer(t, bin, vars)
+	})}
+	first, second := testutil.StartServer(t, opts), testutil.StartServer(t, opts)
 	token, err := auth.Mint([]byte(testSecret), auth.MintClaims{Subject: "alice"})
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +79,7 @@ func TestInstancesShareChangesAndResubscribeAfterARestart(t *testing.T) {
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("%s: no change made on the second instance reached the first within 30s (last error: %v)\nfirst:\n%s\nsecond:\n%s",
-					what, err, first.log, second.log)
+					what, err, first.Log(), second.Log())
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -123,10 +118,10 @@ func TestInstancesShareChangesAndResubscribeAfterARestart(t *testing.T) {
 			t.Fatalf("after the restart: got %s %s, want error EVENTS_MISSED ending operation 1", msg.Type, msg.Payload)
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatalf("the subscription did not end with EVENTS_MISSED after the restart:\n%s", first.log)
+		t.Fatalf("the subscription did not end with EVENTS_MISSED after the restart:\n%s", first.Log())
 	}
-	if !strings.Contains(first.log.String(), "task change listener lost its connection") {
-		t.Fatalf("the first instance's listener did not report its loss:\n%s", first.log)
+	if !strings.Contains(first.Log(), "task change listener lost its connection") {
+		t.Fatalf("the first instance's listener did not report its loss:\n%s", first.Log())
 	}
 	if err := ws.Subscribe(ctx, "2", `subscription { taskChanged { kind task { id title } } }`, nil); err != nil {
 		t.Fatal(err)
@@ -136,7 +131,9 @@ func TestInstancesShareChangesAndResubscribeAfterARestart(t *testing.T) {
 
 	// Shutting down with the websocket open: it is closed with 1001 and
 	// the process exits promptly.
-	first.stop(t, 15*time.Second)
+	if err := first.Stop(15 * time.Second); err != nil {
+		t.Fatalf("stop the server: %v (it must exit cleanly on SIGTERM):\n%s", err, first.Log())
+	}
 	var c *gqlws.Closed
 	if err := <-ended; !errors.As(err, &c) || c.Code != 1001 {
 		t.Fatalf("the websocket ended with %v, want close 1001", err)

@@ -37,6 +37,7 @@ import (
 	"github.com/taskql/server/database"
 	"github.com/taskql/server/events"
 	"github.com/taskql/server/graph"
+	"github.com/taskql/server/graphqlws"
 	"github.com/taskql/server/memory"
 	"github.com/taskql/server/model"
 	"github.com/taskql/server/telemetry"
@@ -154,7 +155,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	defer bus.Close()
 	tasks.PublishTo(bus)
-	var websockets api.Websockets
+	var websockets graphqlws.Connections
 
 	var draining atomic.Bool
 	handler := api.New(api.Config{

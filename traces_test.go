@@ -96,16 +96,11 @@ func TestTracesReachAnOTLPReceiver(t *testing.T) {
 	t.Parallel()
 	dbURL := testutil.URL(t, testutil.Postgres)
 	receiver := newOTLPReceiver(t)
-	bin, err := testutil.BuildServer(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := startServer(t, bin, withSecret(map[string]string{
+	srv := testutil.StartServer(t, testutil.Options{Env: withSecret(map[string]string{
 		"DATABASE_URL":                dbURL,
-		"LISTEN_ADDR":                 "127.0.0.1:0",
 		"SHUTDOWN_TIMEOUT":            "10s",
 		"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.URL,
-	}))
+	})})
 	token, err := auth.Mint([]byte(testSecret), auth.MintClaims{Subject: "alice"})
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +125,9 @@ func TestTracesReachAnOTLPReceiver(t *testing.T) {
 		t.Fatalf("POST /graphql: %d %s", res.StatusCode, body)
 	}
 	requestID := res.Header.Get("X-Request-Id")
-	srv.stop(t, 20*time.Second)
+	if err := srv.Stop(20 * time.Second); err != nil {
+		t.Fatalf("stop the server: %v (it must exit cleanly on SIGTERM):\n%s", err, srv.Log())
+	}
 
 	names := map[string]bool{}
 	for _, s := range receiver.spans() {
@@ -147,7 +144,7 @@ func TestTracesReachAnOTLPReceiver(t *testing.T) {
 	}
 	for _, want := range []string{"POST /graphql", "query Count", "Query.tasks", "SELECT"} {
 		if !names[want] {
-			t.Errorf("no span %q of the request reached the receiver; got %v\n%s", want, names, srv.log)
+			t.Errorf("no span %q of the request reached the receiver; got %v\n%s", want, names, srv.Log())
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskql/server/graph"
+	"github.com/taskql/server/graphqlws"
 	"github.com/taskql/server/ide"
 	"github.com/taskql/server/model"
 	"github.com/taskql/server/resolver"
@@ -60,8 +61,8 @@ type Config struct {
 	// store publishes to. Nil refuses subscriptions.
 	Changes resolver.ChangeFeed
 	// Websockets, when set, tracks websocket connections so that a
-	// shutdown can close them (see Websockets.Shutdown).
-	Websockets *Websockets
+	// shutdown can close them (see graphqlws.Connections.Shutdown).
+	Websockets *graphqlws.Connections
 	// WebsocketKeepAlive is how often a websocket is pinged; a peer that
 	// does not answer within as long is dropped. Zero means 15s.
 	WebsocketKeepAlive time.Duration

@@ -10,6 +10,7 @@ import (
 
 	"github.com/taskql/server/api"
 	"github.com/taskql/server/events"
+	"github.com/taskql/server/graphqlws"
 	"github.com/taskql/server/model"
 	"github.com/taskql/server/testutil"
 	"github.com/taskql/server/testutil/gqlws"
@@ -34,7 +35,7 @@ type change struct {
 type subServer struct {
 	*testServer
 	Bus     events.Bus
-	Sockets *api.Websockets
+	Sockets *graphqlws.Connections
 }
 
 // newSubscriptionServer starts api.New on a fresh database of dialect d,
@@ -43,7 +44,7 @@ func newSubscriptionServer(t *testing.T, d testutil.Dialect, configure ...func(*
 	t.Helper()
 	db := testutil.NewDB(t, d)
 	tasks := model.NewTasks(db)
-	s := &subServer{Bus: testutil.NewBus(t, db, tasks), Sockets: &api.Websockets{}}
+	s := &subServer{Bus: testutil.NewBus(t, db, tasks), Sockets: &graphqlws.Connections{}}
 	s.testServer = newServerWith(t, db, tasks, append([]func(*api.Config){func(cfg *api.Config) {
 		cfg.Changes = s.Bus
 		cfg.Websockets = s.Sockets

@@ -34,6 +34,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/taskql/server/auth"
+	"github.com/taskql/server/testutil"
 )
 
 func main() {
@@ -221,7 +222,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		},
 	}
 	b.logf("building the server")
-	if b.bin, err = buildServer(ctx, root, dir); err != nil {
+	if b.bin, err = testutil.BuildServer(ctx, dir); err != nil {
 		return err
 	}
 	if opt.scenarios["R"] || opt.scenarios["W"] || opt.scenarios["mixed"] || opt.scenarios["deep"] || opt.scenarios["growth"] {

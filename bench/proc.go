@@ -9,13 +9,14 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/taskql/server/testutil"
 )
 
 // clockTicks is USER_HZ, the unit of CPU times in /proc: 100 on every
@@ -224,12 +225,11 @@ func (w *cpuWindow) stop(extra time.Duration) cpuShares {
 
 // server is a running server binary.
 type server struct {
-	cmd     *exec.Cmd
+	*testutil.Process
 	url     string // http://host:port
 	pprof   string // host:port of net/http/pprof, when enabled
 	logPath string
 	lines   *lineCounter
-	exited  chan error
 }
 
 // lineCounter counts the lines written to it (the server's log volume).
@@ -254,21 +254,8 @@ func (c *lineCounter) count() int64 {
 	return c.n
 }
 
-// buildServer compiles the server in root into dir.
-func buildServer(ctx context.Context, root, dir string) (string, error) {
-	bin := filepath.Join(dir, "taskql-server")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
-	cmd.Dir = root
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go build the server: %w", err)
-	}
-	return bin, nil
-}
-
 // freeAddr returns a loopback address with a port that was free a moment
-// ago. The server is told its address rather than asked for it, since at
-// LOG_LEVEL=warn it does not log the line that says where it listens.
+// ago, for pprof.
 func freeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -279,20 +266,14 @@ func freeAddr() (string, error) {
 }
 
 // startServer runs bin as in production on databaseURL, listening on a free
-// loopback port, and waits until it is ready. env adds to or overrides the
-// environment it gets; PPROF_ADDR set to "auto" picks a free port for it.
+// loopback port, and waits until it is ready (/readyz: the database too).
+// env adds to or overrides the environment it gets; PPROF_ADDR set to
+// "auto" picks a free port for it. The log goes to a file in dir, counted.
 func startServer(ctx context.Context, bin, dir, databaseURL, secret string, env map[string]string) (*server, error) {
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
 	vars := map[string]string{
 		"APP_ENV":         "production",
 		"DATABASE_URL":    databaseURL,
 		"AUTH_JWT_SECRET": secret,
-		"LISTEN_ADDR":     addr,
-		"PATH":            os.Getenv("PATH"),
-		"HOME":            os.Getenv("HOME"),
 		// A policy, not a performance setting: the load generator runs
 		// thousands of requests a second as one user (the deep pages of
 		// one big user), which the default budget of each user refuses,
@@ -304,86 +285,40 @@ func startServer(ctx context.Context, bin, dir, databaseURL, secret string, env 
 	for k, v := range env {
 		vars[k] = v
 	}
-	s := &server{url: "http://" + addr, exited: make(chan error, 1)}
+	s := &server{}
 	if vars["PPROF_ADDR"] == "auto" {
+		var err error
 		if s.pprof, err = freeAddr(); err != nil {
 			return nil, err
 		}
 		vars["PPROF_ADDR"] = s.pprof
 	}
-	cmd := exec.Command(bin)
-	// Its own directory, so that no .env of the checkout is read.
-	cmd.Dir = dir
-	for k, v := range vars {
-		if v != "" {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-	}
-	s.cmd = cmd
 	s.logPath = filepath.Join(dir, fmt.Sprintf("server-%d.log", time.Now().UnixNano()))
 	logFile, err := os.Create(s.logPath)
 	if err != nil {
 		return nil, err
 	}
 	s.lines = &lineCounter{w: logFile}
-	cmd.Stdout, cmd.Stderr = s.lines, s.lines
-	if err := cmd.Start(); err != nil {
+	// The server is told its address rather than asked for it, since at
+	// LOG_LEVEL=warn it does not log the line that says where it listens:
+	// testutil.Start picks a free port.
+	p, err := testutil.Start(ctx, testutil.Options{Bin: bin, Dir: dir, Env: vars, Log: s.lines, ReadyPath: "/readyz"})
+	if err != nil {
 		logFile.Close()
-		return nil, fmt.Errorf("start server: %w", err)
+		return nil, fmt.Errorf("%w; its log:\n%s", err, tail(s.logPath))
 	}
 	go func() {
-		s.exited <- cmd.Wait()
+		<-p.Done()
 		logFile.Close()
 	}()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if err := ready(addr); err == nil {
-			return s, nil
-		}
-		select {
-		case err := <-s.exited:
-			return nil, fmt.Errorf("server exited before it was ready (%v); its log:\n%s", err, tail(s.logPath))
-		case <-ctx.Done():
-			cmd.Process.Kill()
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			return nil, fmt.Errorf("server not ready within a minute; its log:\n%s", tail(s.logPath))
-		}
-	}
+	s.Process, s.url = p, p.URL
+	return s, nil
 }
 
-// ready reports whether the server at addr answers /readyz with 200.
-func ready(addr string) error {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://" + addr + "/readyz")
-	if err != nil {
-		return err
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("readyz: %s", resp.Status)
-	}
-	return nil
-}
-
-func (s *server) pid() int { return s.cmd.Process.Pid }
+func (s *server) pid() int { return s.PID() }
 
 // stop asks the server to shut down and waits for it.
-func (s *server) stop() error {
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-s.exited:
-		s.exited <- err // for a second stop
-		return err
-	case <-time.After(40 * time.Second):
-		s.cmd.Process.Kill()
-		return errors.New("server did not stop within 40s of SIGTERM")
-	}
-}
+func (s *server) stop() error { return s.Stop(40 * time.Second) }
 
 // tail returns the last lines of the file at path.
 func tail(path string) string {

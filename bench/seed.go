@@ -16,8 +16,15 @@ import (
 	"github.com/taskql/server/model"
 )
 
-// taskColumns are the columns seeded rows fill; id is the database's.
+// taskColumns are the columns seeded rows fill, every column of
+// model.Task but id, which is the database's; row.values holds a row's
+// values in this order (seed_test.go pins both to the model).
 var taskColumns = []string{"user_id", "title", "description", "completed", "created_at", "updated_at"}
+
+// values are r's values for taskColumns, in their order.
+func (r row) values() []any {
+	return []any{r.userID, r.title, r.description, r.completed, r.createdAt, r.updatedAt}
+}
 
 // schemaURL is base with its search_path set to schema, so that the server
 // and the baselines see the benchmark's task table and no other.
@@ -121,7 +128,7 @@ func (s *pgStore) load(ctx context.Context, rows []row, bulk bool) error {
 		}
 		r := rows[i]
 		i++
-		return []any{r.userID, r.title, r.description, r.completed, r.createdAt, r.updatedAt}, nil
+		return r.values(), nil
 	}))
 	if err != nil {
 		return fmt.Errorf("copy tasks: %w", err)
@@ -210,18 +217,27 @@ func newSQLite(ctx context.Context, path string, rows []row) (*sqliteStore, erro
 	// time sorts).
 	const layout = "2006-01-02T15:04:05.000Z"
 	err = db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, "INSERT INTO task ("+strings.Join(taskColumns, ", ")+") VALUES (?, ?, ?, ?, ?, ?)")
+		marks := strings.TrimSuffix(strings.Repeat("?, ", len(taskColumns)), ", ")
+		stmt, err := tx.PrepareContext(ctx, "INSERT INTO task ("+strings.Join(taskColumns, ", ")+") VALUES ("+marks+")")
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
 		for _, r := range rows {
-			var desc sql.NullString
-			if r.description != nil {
-				desc = sql.NullString{String: *r.description, Valid: true}
+			args := r.values()
+			for i, v := range args {
+				switch v := v.(type) {
+				case *string:
+					var s sql.NullString
+					if v != nil {
+						s = sql.NullString{String: *v, Valid: true}
+					}
+					args[i] = s
+				case time.Time:
+					args[i] = v.UTC().Format(layout)
+				}
 			}
-			if _, err := stmt.ExecContext(ctx, r.userID, r.title, desc, r.completed,
-				r.createdAt.UTC().Format(layout), r.updatedAt.UTC().Format(layout)); err != nil {
+			if _, err := stmt.ExecContext(ctx, args...); err != nil {
 				return err
 			}
 		}

@@ -33,22 +33,10 @@ import (
 // secret is the HS256 secret the servers under test verify tokens with.
 var secret = []byte("faults-hs256-secret-0123456789abcdef")
 
-// buildServer builds the server binary once per run.
-var buildServer = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "taskql-faults-bin-")
-	if err != nil {
-		return "", err
-	}
-	return testutil.BuildServer(dir)
-})
-
-// server is the server binary running as a child process.
+// server is the server binary running as a child process, with the
+// fault scripts' ways of waiting for its end.
 type server struct {
-	cmd  *exec.Cmd
-	addr string
-	log  *bytes.Buffer
-	done chan struct{}
-	err  error // the exit status, once done is closed
+	*testutil.Process
 }
 
 // startServer runs the server binary with env (on top of a minimal
@@ -62,75 +50,25 @@ func startServer(t *testing.T, env ...string) *server {
 // from this checkout when bin is "".
 func startServerBin(t *testing.T, bin string, env ...string) *server {
 	t.Helper()
-	if bin == "" {
-		var err error
-		if bin, err = buildServer(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s := &server{addr: fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)), log: &bytes.Buffer{}, done: make(chan struct{})}
-	s.cmd = exec.Command(bin)
-	// Its own directory, so that no .env of the checkout is read.
-	s.cmd.Dir = t.TempDir()
-	s.cmd.Env = append([]string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + s.cmd.Dir, "APP_ENV=development",
-		"LISTEN_ADDR=" + s.addr, "AUTH_JWT_SECRET=" + string(secret),
+	vars := map[string]string{
+		"APP_ENV": "development", "AUTH_JWT_SECRET": string(secret),
 		// The load is one client hammering the server: no rate limit.
-		"COST_REFILL_PER_SECOND=1000000000", "COST_BUDGET=1000000000",
-	}, env...)
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
+		"COST_REFILL_PER_SECOND": "1000000000", "COST_BUDGET": "1000000000",
 	}
-	go func() { s.err = s.cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() {
-		s.cmd.Process.Kill()
-		<-s.done
-		if t.Failed() {
-			t.Logf("server log, errors and warnings:\n%s\nlast lines:\n%s", problems(s.log.String(), 20), lastLines(s.log.String(), 10))
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if res, err := http.Get("http://" + s.addr + "/healthz"); err == nil {
-			res.Body.Close()
-			return s
-		}
-		select {
-		case <-s.done:
-			t.Fatalf("server exited at boot: %v:\n%s", s.err, s.log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server not up after 30s:\n%s", s.log)
-		}
-		time.Sleep(20 * time.Millisecond)
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
 	}
+	dir := t.TempDir()
+	vars["HOME"] = dir
+	p := testutil.StartServer(t, testutil.Options{Bin: bin, Dir: dir, Env: vars, Timeout: 30 * time.Second})
+	return &server{Process: p}
 }
 
-// problems returns the first n lines of log at level WARN or ERROR.
-func problems(log string, n int) string {
-	var found []string
-	for _, line := range strings.Split(log, "\n") {
-		if strings.Contains(line, "level=ERROR") || strings.Contains(line, "level=WARN") {
-			found = append(found, line)
-		}
-		if len(found) == n {
-			break
-		}
-	}
-	return strings.Join(found, "\n")
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-// signal sends sig and returns a channel closed when the process exits.
+// signal sends sig to the server.
 func (s *server) signal(t *testing.T, sig os.Signal) {
 	t.Helper()
-	if err := s.cmd.Process.Signal(sig); err != nil {
+	if err := s.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -139,19 +77,18 @@ func (s *server) signal(t *testing.T, sig os.Signal) {
 func (s *server) exitCode(t *testing.T, d time.Duration) int {
 	t.Helper()
 	select {
-	case <-s.done:
+	case <-s.Done():
 	case <-time.After(d):
 		t.Fatalf("the server did not exit within %v", d)
 	}
 	var exit *exec.ExitError
-	if errors.As(s.err, &exit) {
+	if err := s.Err(); errors.As(err, &exit) {
 		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			return -int(ws.Signal())
 		}
 		return exit.ExitCode()
-	}
-	if s.err != nil {
-		t.Fatalf("wait: %v", s.err)
+	} else if err != nil {
+		t.Fatalf("wait: %v", err)
 	}
 	return 0
 }
@@ -171,7 +108,7 @@ func newClient(t *testing.T, s *server, user string, keepAlive bool) *client {
 	}
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableKeepAlives: !keepAlive}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &client{http: &http.Client{Transport: tr, Timeout: 30 * time.Second}, base: "http://" + s.addr, token: tok}
+	return &client{http: &http.Client{Transport: tr, Timeout: 30 * time.Second}, base: s.URL, token: tok}
 }
 
 // outcome is what one request got.
@@ -300,7 +237,7 @@ func probeReady(ctx context.Context, s *server) func() []readiness {
 		last := -1
 		for ctx.Err() == nil {
 			status := 0
-			if res, err := c.Get("http://" + s.addr + "/readyz"); err == nil {
+			if res, err := c.Get(s.URL + "/readyz"); err == nil {
 				status = res.StatusCode
 				res.Body.Close()
 			}

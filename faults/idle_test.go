@@ -82,7 +82,7 @@ func TestIdleServerSendsTheDatabaseNothing(t *testing.T) {
 
 	probe := func(d time.Duration) (probes, unready int) {
 		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(3 * time.Second) {
-			res, err := http.Get("http://" + srv.addr + "/readyz")
+			res, err := http.Get(srv.URL + "/readyz")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -56,6 +56,7 @@ import (
 	"github.com/taskql/server/auth"
 	"github.com/taskql/server/database"
 	"github.com/taskql/server/events"
+	"github.com/taskql/server/graphqlws"
 	"github.com/taskql/server/model"
 	"github.com/taskql/server/testutil/gqlws"
 )
@@ -269,7 +270,7 @@ func startInstance(ctx context.Context, dbURL, channel string, secret []byte) (*
 	if err != nil {
 		return nil, err
 	}
-	var sockets api.Websockets
+	var sockets graphqlws.Connections
 	handler := api.New(api.Config{
 		Tasks:      tasks,
 		Verifier:   verifier,
