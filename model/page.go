@@ -204,11 +204,7 @@ func (s *Tasks) List(ctx context.Context, filter TaskFilter, order *TaskOrder, p
 	q = q.ColumnExpr(taskColumns).
 		OrderExpr("? "+string(dir)+", id "+string(dir), bun.Ident(col)).
 		Limit(int64(limit) + 1)
-	rows, err := o.query(ctx, q)
-	if err != nil {
-		return nil, fmt.Errorf("select tasks: %w", err)
-	}
-	tasks, err := scanTasks(rows, limit+1)
+	tasks, err := o.readPage(ctx, q, limit+1)
 	if err != nil {
 		return nil, fmt.Errorf("select tasks: %w", err)
 	}

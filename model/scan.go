@@ -4,6 +4,8 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // taskColumns are the task table's columns in the order of Task's fields,
@@ -34,6 +36,32 @@ func scanTasks(rows *sql.Rows, capacity int, extra ...any) ([]*Task, error) {
 		if desc.Valid {
 			s := desc.String
 			row.Description = &s
+		}
+		all = append(all, row)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	tasks := make([]*Task, len(all))
+	for i := range all {
+		tasks[i] = &all[i]
+	}
+	return tasks, nil
+}
+
+// scanPgxTasks is scanTasks for rows read with pgx's own API (see
+// owned.readPage): pgx decodes each column straight into its typed
+// destination, a NULL description into a nil pointer, and reads
+// timestamps in UTC (database.Open), with no driver.Value between.
+func scanPgxTasks(rows pgx.Rows, capacity int) ([]*Task, error) {
+	defer rows.Close()
+	all := make([]Task, 0, capacity)
+	var row Task
+	dest := []any{&row.ID, &row.UserID, &row.Title, &row.Description, &row.Completed, &row.CreatedAt, &row.UpdatedAt}
+	for rows.Next() {
+		row.Description = nil
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
 		}
 		all = append(all, row)
 	}
