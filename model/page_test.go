@@ -113,16 +113,16 @@ func checkPage(t *testing.T, p *model.TaskPage, size int) {
 	}
 	pi := p.PageInfo
 	if len(edges) == 0 {
-		if pi.StartCursor != nil || pi.EndCursor != nil {
-			t.Fatalf("empty page has start cursor %v, end cursor %v; want nil", pi.StartCursor, pi.EndCursor)
+		if pi.StartCursor() != nil || pi.EndCursor() != nil {
+			t.Fatalf("empty page has start cursor %v, end cursor %v; want nil", pi.StartCursor(), pi.EndCursor())
 		}
 		return
 	}
-	if pi.StartCursor == nil || *pi.StartCursor != edges[0].Cursor {
-		t.Fatalf("startCursor %v is not the first edge's cursor %q", pi.StartCursor, edges[0].Cursor)
+	if pi.StartCursor() == nil || *pi.StartCursor() != edges[0].Cursor {
+		t.Fatalf("startCursor %v is not the first edge's cursor %q", pi.StartCursor(), edges[0].Cursor)
 	}
-	if pi.EndCursor == nil || *pi.EndCursor != edges[len(edges)-1].Cursor {
-		t.Fatalf("endCursor %v is not the last edge's cursor %q", pi.EndCursor, edges[len(edges)-1].Cursor)
+	if pi.EndCursor() == nil || *pi.EndCursor() != edges[len(edges)-1].Cursor {
+		t.Fatalf("endCursor %v is not the last edge's cursor %q", pi.EndCursor(), edges[len(edges)-1].Cursor)
 	}
 }
 
@@ -151,9 +151,9 @@ func walkForward(t *testing.T, s *model.Tasks, ctx context.Context, f model.Task
 			if got := wantPages(total, size); page+1 != got {
 				t.Fatalf("forward walk with first=%d took %d pages, want %d", size, page+1, got)
 			}
-			if p.PageInfo.EndCursor != nil {
+			if p.PageInfo.EndCursor() != nil {
 				// Nothing lies past the last page.
-				rest, err := s.List(ctx, f, o, model.PageArgs{First: testutil.Ptr(size), After: p.PageInfo.EndCursor})
+				rest, err := s.List(ctx, f, o, model.PageArgs{First: testutil.Ptr(size), After: p.PageInfo.EndCursor()})
 				if err != nil || len(rest.Nodes) != 0 || rest.PageInfo.HasNextPage {
 					t.Fatalf("after the last page: %v nodes, hasNextPage %v, %v", ids(rest.Nodes), rest.PageInfo.HasNextPage, err)
 				}
@@ -163,7 +163,7 @@ func walkForward(t *testing.T, s *model.Tasks, ctx context.Context, f model.Task
 		if len(p.Nodes) != size {
 			t.Fatalf("forward page %d has %d nodes and hasNextPage; want a full page of %d", page, len(p.Nodes), size)
 		}
-		after = p.PageInfo.EndCursor
+		after = p.PageInfo.EndCursor()
 	}
 }
 
@@ -194,7 +194,7 @@ func walkBackward(t *testing.T, s *model.Tasks, ctx context.Context, f model.Tas
 		if len(p.Nodes) != size {
 			t.Fatalf("backward page %d has %d nodes and hasPreviousPage; want a full page of %d", page, len(p.Nodes), size)
 		}
-		before = p.PageInfo.StartCursor
+		before = p.PageInfo.StartCursor()
 	}
 }
 
@@ -318,7 +318,7 @@ func TestCursorsStayValidWhenRowsBeforeThemChange(t *testing.T) {
 			if !reflect.DeepEqual(ids(p1.Nodes), ids(want[:5])) {
 				t.Fatalf("%s: first page %v, want %v", orderName(sc.order), ids(p1.Nodes), ids(want[:5]))
 			}
-			end, start := p1.PageInfo.EndCursor, p1.PageInfo.StartCursor
+			end, start := p1.PageInfo.EndCursor(), p1.PageInfo.StartCursor()
 
 			// Delete rows before the cursor, including the cursor's own task,
 			// and insert rows that sort before it.
@@ -412,7 +412,7 @@ func TestMalformedAndForeignCursorsAreInvalidInput(t *testing.T) {
 		// Real cursors taken from one order are refused by every other field.
 		for _, from := range allOrders[1:] {
 			p, err := s.List(ctx, model.TaskFilter{}, from, model.PageArgs{First: testutil.Ptr(1)})
-			if err != nil || p.PageInfo.EndCursor == nil {
+			if err != nil || p.PageInfo.EndCursor() == nil {
 				t.Fatalf("List: %v", err)
 			}
 			for _, to := range allOrders {
@@ -420,8 +420,8 @@ func TestMalformedAndForeignCursorsAreInvalidInput(t *testing.T) {
 				if to != nil {
 					field = to.Field
 				}
-				_, err := s.List(ctx, model.TaskFilter{}, to, model.PageArgs{After: p.PageInfo.EndCursor})
-				_, errBefore := s.List(ctx, model.TaskFilter{}, to, model.PageArgs{Before: p.PageInfo.EndCursor})
+				_, err := s.List(ctx, model.TaskFilter{}, to, model.PageArgs{After: p.PageInfo.EndCursor()})
+				_, errBefore := s.List(ctx, model.TaskFilter{}, to, model.PageArgs{Before: p.PageInfo.EndCursor()})
 				if field == from.Field {
 					if err != nil || errBefore != nil {
 						t.Fatalf("cursor of %s under %s: %v, %v", orderName(from), orderName(to), err, errBefore)

@@ -84,7 +84,7 @@ func TestPagePlansReadOnlyThePageForEveryUserSize(t *testing.T) {
 		if err != nil || len(p.Nodes) != first {
 			t.Fatalf("first page of %s: %d tasks, %v", user, len(p.Nodes), err)
 		}
-		if _, err := s.List(uctx, model.TaskFilter{}, nil, model.PageArgs{First: &first, After: p.PageInfo.EndCursor}); err != nil {
+		if _, err := s.List(uctx, model.TaskFilter{}, nil, model.PageArgs{First: &first, After: p.PageInfo.EndCursor()}); err != nil {
 			t.Fatalf("second page of %s: %v", user, err)
 		}
 		if len(sent) != 2 {
