@@ -196,7 +196,7 @@ func (o *owned) readPage(ctx context.Context, q schema.QueryAppender, capacity i
 			if err != nil {
 				return err
 			}
-			tasks, err = scanPgxTasks(rows, capacity)
+			tasks, err = scanPgxTasks(rows, capacity, o.user)
 			return err
 		})
 		if !errors.Is(err, database.ErrNotPgx) {

@@ -658,3 +658,49 @@ func TestSearchRefusesNULAndOverlongText(t *testing.T) {
 		}
 	})
 }
+
+// TestListReadsEveryColumnAsTheTableHoldsIt pins the page's scanning
+// (on PostgreSQL, texts sliced from one string per page): every task of
+// a page equals its row as Bun reads it, for NULL, empty and non-ASCII
+// descriptions and titles, next to other users' rows.
+func TestListReadsEveryColumnAsTheTableHoldsIt(t *testing.T) {
+	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		at := time.Date(2026, 3, 4, 5, 6, 7, 891000000, time.UTC)
+		descs := []*string{nil, testutil.Ptr(""), testutil.Ptr("Ünïcödé — ✓"), nil, testutil.Ptr("plain")}
+		var rows []*model.Task
+		for i, d := range descs {
+			for _, user := range []string{"reader", "someone-else"} {
+				rows = append(rows, &model.Task{UserID: user, Title: fmt.Sprintf("Tâche %d %s", i, user), Description: d,
+					Completed: i%2 == 0, CreatedAt: at.Add(time.Duration(i) * time.Second), UpdatedAt: at.Add(time.Hour)})
+			}
+		}
+		if _, err := db.NewInsert().Model(&rows).ExcludeColumn("id").Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		want := rawRowsOf(t, db, "reader")
+		slices.Reverse(want) // newest first
+		p, err := newTasks(t, db).List(testutil.AsUser("reader"), model.TaskFilter{}, nil, model.PageArgs{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Nodes) != len(want) {
+			t.Fatalf("%d tasks, want %d", len(p.Nodes), len(want))
+		}
+		for i, got := range p.Nodes {
+			w := want[i]
+			if got.ID != w.ID || got.UserID != w.UserID || got.Title != w.Title || got.Completed != w.Completed ||
+				!got.CreatedAt.Equal(w.CreatedAt) || !got.UpdatedAt.Equal(w.UpdatedAt) ||
+				(got.Description == nil) != (w.Description == nil) || (got.Description != nil && *got.Description != *w.Description) {
+				t.Errorf("task %d: got %+v (description %v), want %+v (description %v)", i, got, deref(got.Description), w, deref(w.Description))
+			}
+		}
+	})
+}
+
+func deref(s *string) any {
+	if s == nil {
+		return nil
+	}
+	return *s
+}
