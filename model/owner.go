@@ -19,9 +19,9 @@ import (
 // Tasks.ownedByGroup for a group of concurrent creates, so a method that
 // forgets the viewer cannot build a statement at all, and a statement
 // built from owned cannot leave the owner's predicate out. Every
-// statement it builds is then sent by send or sendRow, the one place
-// where task statements reach the database (and where tests inspect
-// them, see Tasks.inspect).
+// statement it builds is then sent by send, sendRow or readPage, the only
+// places where task statements reach the database (and where tests
+// inspect them, see Tasks.inspect).
 //
 // The predicate is the statement's first bound value ($1), so that the
 // text of each query stays the same from call to call (see binds).
