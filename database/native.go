@@ -3,9 +3,11 @@ package database
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // ErrNotPgx is what WithPgx returns for a pool whose connections are not
@@ -28,7 +30,31 @@ var ErrNotPgx = errors.New("database: not a pgx connection")
 // returns, and must close its rows. Statements sent by fn do not go
 // through the pooler detection of pooler.go: send them with a mode that
 // keeps nothing on the server (PlanPerCall), which every pooler passes.
+//
+// As database/sql does for its own queries, a connection found broken
+// before anything was sent (pgconn.SafeToRetry: closed, or its socket
+// refused the first write) is discarded and fn runs again on another, up
+// to badConnAttempts times in all; fn must therefore set its results
+// only once it has succeeded.
 func WithPgx(ctx context.Context, sqldb *sql.DB, fn func(*pgx.Conn) error) error {
+	var err error
+	for range badConnAttempts {
+		err = withPgxOnce(ctx, sqldb, fn)
+		if !errors.Is(err, driver.ErrBadConn) {
+			return err
+		}
+	}
+	return err
+}
+
+// badConnAttempts is how many connections WithPgx tries: database/sql's
+// two cached ones and a new one (its maxBadConnRetries).
+const badConnAttempts = 3
+
+// withPgxOnce is one attempt of WithPgx; driver.ErrBadConn means fn met
+// a broken connection before sending anything, and database/sql has
+// closed it.
+func withPgxOnce(ctx context.Context, sqldb *sql.DB, fn func(*pgx.Conn) error) error {
 	c, err := sqldb.Conn(ctx)
 	if err != nil {
 		return err
@@ -39,6 +65,12 @@ func WithPgx(ctx context.Context, sqldb *sql.DB, fn func(*pgx.Conn) error) error
 		if !ok {
 			return ErrNotPgx
 		}
-		return fn(pc.Conn.Conn())
+		err := fn(pc.Conn.Conn())
+		if err != nil && pgconn.SafeToRetry(err) && ctx.Err() == nil {
+			// database/sql closes a connection whose Raw returned
+			// ErrBadConn instead of pooling it again.
+			return driver.ErrBadConn
+		}
+		return err
 	})
 }

@@ -56,3 +56,41 @@ func TestWithPgxRunsOnAPooledConnection(t *testing.T) {
 		t.Fatalf("WithPgx with a cancelled context = %v, want context.Canceled", err)
 	}
 }
+
+// TestWithPgxRunsAgainOnAConnectionBrokenBeforeSending pins database/sql's
+// retry on the native path: fn that meets a closed connection, before
+// sending anything, runs again on another, and the broken one is not
+// pooled again.
+func TestWithPgxRunsAgainOnAConnectionBrokenBeforeSending(t *testing.T) {
+	t.Parallel()
+	if !slices.Contains(testutil.Dialects(), testutil.Postgres) {
+		t.Skip("TEST_DATABASE_URL is not set")
+	}
+	db := open(t, database.Config{URL: testutil.URL(t, testutil.Postgres), MaxOpenConns: 1})
+	ctx := context.Background()
+	var conns []*pgx.Conn
+	var n int
+	err := database.WithPgx(ctx, db.DB, func(c *pgx.Conn) error {
+		conns = append(conns, c)
+		if len(conns) == 1 {
+			c.Close(ctx) // broken as a dropped socket is, before the query
+		}
+		return c.QueryRow(ctx, "SELECT 1", database.PlanPerCall).Scan(&n)
+	})
+	if err != nil || n != 1 || len(conns) != 2 || conns[0] == conns[1] {
+		t.Fatalf("n = %d, %v after %d attempts; want 1 on a second connection", n, err, len(conns))
+	}
+	// Always broken: the error comes back after the attempts.
+	attempts := 0
+	err = database.WithPgx(ctx, db.DB, func(c *pgx.Conn) error {
+		attempts++
+		c.Close(ctx)
+		return c.QueryRow(ctx, "SELECT 1", database.PlanPerCall).Scan(&n)
+	})
+	if err == nil || attempts != 3 {
+		t.Fatalf("%v after %d attempts, want an error after 3", err, attempts)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		t.Fatalf("the pool kept a broken connection: %v", err)
+	}
+}
