@@ -95,7 +95,7 @@ func BenchmarkListDeep(b *testing.B) {
 			if err != nil {
 				b.Fatalf("List: %v", err)
 			}
-			after = p.PageInfo.EndCursor
+			after = p.PageInfo.EndCursor()
 		}
 		first := 20
 		b.ReportAllocs()

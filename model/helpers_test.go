@@ -169,7 +169,7 @@ func listAll(t *testing.T, s *model.Tasks, ctx context.Context, filter model.Tas
 		if !p.PageInfo.HasNextPage {
 			return all
 		}
-		after = p.PageInfo.EndCursor
+		after = p.PageInfo.EndCursor()
 	}
 	t.Fatal("List never reached the last page")
 	return nil

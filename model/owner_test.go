@@ -120,14 +120,16 @@ func ownerRestricted(ctx context.Context, text string, args []any, users []strin
 
 // TestOnlyOwnedSendsStatementsOnTheTaskTable pins the other half of the
 // owner check: ownerRestricted sees the statements sent through
-// owned.send and owned.sendRow, so no other code of the package may build
+// owned.send, owned.sendRow and owned.readPage, so no other code of the package may build
 // a statement or send one. Only owner.go may; the user table's store and
 // the schema's DDL, which never touch a task row, are the exceptions.
 func TestOnlyOwnedSendsStatementsOnTheTaskTable(t *testing.T) {
 	t.Parallel()
 	// reach are the calls that build or send a statement.
 	reach := []string{"NewSelect", "NewInsert", "NewUpdate", "NewDelete", "NewRaw",
-		"QueryContext", "QueryRowContext", "ExecContext", "binds"}
+		"QueryContext", "QueryRowContext", "ExecContext", "binds",
+		// pgx's own API, past database/sql (owned.readPage).
+		"WithPgx", "Query", "QueryRow"}
 	allowed := map[string][]string{
 		"owner.go":  reach,
 		"user.go":   {"NewSelect", "NewInsert"},

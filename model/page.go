@@ -121,12 +121,32 @@ type TaskEdge struct {
 	Node   *Task
 }
 
-// PageInfo tells a client whether there is more to read either way.
+// PageInfo tells a client whether there is more to read either way, and
+// where its page starts and ends.
 type PageInfo struct {
 	HasNextPage     bool
 	HasPreviousPage bool
-	StartCursor     *string
-	EndCursor       *string
+
+	// order, first and last are what the start and end cursors are made
+	// of: they are encoded only if asked for, since most reads of a page
+	// select no cursor (bench/README.md's R).
+	order       TaskOrder
+	first, last *Task
+}
+
+// StartCursor is the cursor of the page's first task; nil for an empty
+// page.
+func (p *PageInfo) StartCursor() *string { return p.cursor(p.first) }
+
+// EndCursor is the cursor of the page's last task; nil for an empty page.
+func (p *PageInfo) EndCursor() *string { return p.cursor(p.last) }
+
+func (p *PageInfo) cursor(t *Task) *string {
+	if t == nil {
+		return nil
+	}
+	c := encodeCursor(p.order, t)
+	return &c
 }
 
 // Edges returns the page's tasks with their cursors.
@@ -204,11 +224,7 @@ func (s *Tasks) List(ctx context.Context, filter TaskFilter, order *TaskOrder, p
 	q = q.ColumnExpr(taskColumns).
 		OrderExpr("? "+string(dir)+", id "+string(dir), bun.Ident(col)).
 		Limit(int64(limit) + 1)
-	rows, err := o.query(ctx, q)
-	if err != nil {
-		return nil, fmt.Errorf("select tasks: %w", err)
-	}
-	tasks, err := scanTasks(rows, limit+1)
+	tasks, err := o.readPage(ctx, q, limit+1)
 	if err != nil {
 		return nil, fmt.Errorf("select tasks: %w", err)
 	}
@@ -226,9 +242,9 @@ func (s *Tasks) List(ctx context.Context, filter TaskFilter, order *TaskOrder, p
 		p.PageInfo.HasNextPage = more
 		p.PageInfo.HasPreviousPage = page.After != nil
 	}
+	p.PageInfo.order = ord
 	if len(tasks) > 0 {
-		start, end := encodeCursor(ord, tasks[0]), encodeCursor(ord, tasks[len(tasks)-1])
-		p.PageInfo.StartCursor, p.PageInfo.EndCursor = &start, &end
+		p.PageInfo.first, p.PageInfo.last = tasks[0], tasks[len(tasks)-1]
 	}
 	return p, nil
 }

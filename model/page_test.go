@@ -113,16 +113,16 @@ func checkPage(t *testing.T, p *model.TaskPage, size int) {
 	}
 	pi := p.PageInfo
 	if len(edges) == 0 {
-		if pi.StartCursor != nil || pi.EndCursor != nil {
-			t.Fatalf("empty page has start cursor %v, end cursor %v; want nil", pi.StartCursor, pi.EndCursor)
+		if pi.StartCursor() != nil || pi.EndCursor() != nil {
+			t.Fatalf("empty page has start cursor %v, end cursor %v; want nil", pi.StartCursor(), pi.EndCursor())
 		}
 		return
 	}
-	if pi.StartCursor == nil || *pi.StartCursor != edges[0].Cursor {
-		t.Fatalf("startCursor %v is not the first edge's cursor %q", pi.StartCursor, edges[0].Cursor)
+	if pi.StartCursor() == nil || *pi.StartCursor() != edges[0].Cursor {
+		t.Fatalf("startCursor %v is not the first edge's cursor %q", pi.StartCursor(), edges[0].Cursor)
 	}
-	if pi.EndCursor == nil || *pi.EndCursor != edges[len(edges)-1].Cursor {
-		t.Fatalf("endCursor %v is not the last edge's cursor %q", pi.EndCursor, edges[len(edges)-1].Cursor)
+	if pi.EndCursor() == nil || *pi.EndCursor() != edges[len(edges)-1].Cursor {
+		t.Fatalf("endCursor %v is not the last edge's cursor %q", pi.EndCursor(), edges[len(edges)-1].Cursor)
 	}
 }
 
@@ -151,9 +151,9 @@ func walkForward(t *testing.T, s *model.Tasks, ctx context.Context, f model.Task
 			if got := wantPages(total, size); page+1 != got {
 				t.Fatalf("forward walk with first=%d took %d pages, want %d", size, page+1, got)
 			}
-			if p.PageInfo.EndCursor != nil {
+			if p.PageInfo.EndCursor() != nil {
 				// Nothing lies past the last page.
-				rest, err := s.List(ctx, f, o, model.PageArgs{First: testutil.Ptr(size), After: p.PageInfo.EndCursor})
+				rest, err := s.List(ctx, f, o, model.PageArgs{First: testutil.Ptr(size), After: p.PageInfo.EndCursor()})
 				if err != nil || len(rest.Nodes) != 0 || rest.PageInfo.HasNextPage {
 					t.Fatalf("after the last page: %v nodes, hasNextPage %v, %v", ids(rest.Nodes), rest.PageInfo.HasNextPage, err)
 				}
@@ -163,7 +163,7 @@ func walkForward(t *testing.T, s *model.Tasks, ctx context.Context, f model.Task
 		if len(p.Nodes) != size {
 			t.Fatalf("forward page %d has %d nodes and hasNextPage; want a full page of %d", page, len(p.Nodes), size)
 		}
-		after = p.PageInfo.EndCursor
+		after = p.PageInfo.EndCursor()
 	}
 }
 
@@ -194,7 +194,7 @@ func walkBackward(t *testing.T, s *model.Tasks, ctx context.Context, f model.Tas
 		if len(p.Nodes) != size {
 			t.Fatalf("backward page %d has %d nodes and hasPreviousPage; want a full page of %d", page, len(p.Nodes), size)
 		}
-		before = p.PageInfo.StartCursor
+		before = p.PageInfo.StartCursor()
 	}
 }
 
@@ -318,7 +318,7 @@ func TestCursorsStayValidWhenRowsBeforeThemChange(t *testing.T) {
 			if !reflect.DeepEqual(ids(p1.Nodes), ids(want[:5])) {
 				t.Fatalf("%s: first page %v, want %v", orderName(sc.order), ids(p1.Nodes), ids(want[:5]))
 			}
-			end, start := p1.PageInfo.EndCursor, p1.PageInfo.StartCursor
+			end, start := p1.PageInfo.EndCursor(), p1.PageInfo.StartCursor()
 
 			// Delete rows before the cursor, including the cursor's own task,
 			// and insert rows that sort before it.
@@ -412,7 +412,7 @@ func TestMalformedAndForeignCursorsAreInvalidInput(t *testing.T) {
 		// Real cursors taken from one order are refused by every other field.
 		for _, from := range allOrders[1:] {
 			p, err := s.List(ctx, model.TaskFilter{}, from, model.PageArgs{First: testutil.Ptr(1)})
-			if err != nil || p.PageInfo.EndCursor == nil {
+			if err != nil || p.PageInfo.EndCursor() == nil {
 				t.Fatalf("List: %v", err)
 			}
 			for _, to := range allOrders {
@@ -420,8 +420,8 @@ func TestMalformedAndForeignCursorsAreInvalidInput(t *testing.T) {
 				if to != nil {
 					field = to.Field
 				}
-				_, err := s.List(ctx, model.TaskFilter{}, to, model.PageArgs{After: p.PageInfo.EndCursor})
-				_, errBefore := s.List(ctx, model.TaskFilter{}, to, model.PageArgs{Before: p.PageInfo.EndCursor})
+				_, err := s.List(ctx, model.TaskFilter{}, to, model.PageArgs{After: p.PageInfo.EndCursor()})
+				_, errBefore := s.List(ctx, model.TaskFilter{}, to, model.PageArgs{Before: p.PageInfo.EndCursor()})
 				if field == from.Field {
 					if err != nil || errBefore != nil {
 						t.Fatalf("cursor of %s under %s: %v, %v", orderName(from), orderName(to), err, errBefore)
@@ -657,4 +657,50 @@ func TestSearchRefusesNULAndOverlongText(t *testing.T) {
 			t.Fatal("the page does not carry its filter")
 		}
 	})
+}
+
+// TestListReadsEveryColumnAsTheTableHoldsIt pins the page's scanning
+// (on PostgreSQL, texts sliced from one string per page): every task of
+// a page equals its row as Bun reads it, for NULL, empty and non-ASCII
+// descriptions and titles, next to other users' rows.
+func TestListReadsEveryColumnAsTheTableHoldsIt(t *testing.T) {
+	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		at := time.Date(2026, 3, 4, 5, 6, 7, 891000000, time.UTC)
+		descs := []*string{nil, testutil.Ptr(""), testutil.Ptr("Ünïcödé — ✓"), nil, testutil.Ptr("plain")}
+		var rows []*model.Task
+		for i, d := range descs {
+			for _, user := range []string{"reader", "someone-else"} {
+				rows = append(rows, &model.Task{UserID: user, Title: fmt.Sprintf("Tâche %d %s", i, user), Description: d,
+					Completed: i%2 == 0, CreatedAt: at.Add(time.Duration(i) * time.Second), UpdatedAt: at.Add(time.Hour)})
+			}
+		}
+		if _, err := db.NewInsert().Model(&rows).ExcludeColumn("id").Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		want := rawRowsOf(t, db, "reader")
+		slices.Reverse(want) // newest first
+		p, err := newTasks(t, db).List(testutil.AsUser("reader"), model.TaskFilter{}, nil, model.PageArgs{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Nodes) != len(want) {
+			t.Fatalf("%d tasks, want %d", len(p.Nodes), len(want))
+		}
+		for i, got := range p.Nodes {
+			w := want[i]
+			if got.ID != w.ID || got.UserID != w.UserID || got.Title != w.Title || got.Completed != w.Completed ||
+				!got.CreatedAt.Equal(w.CreatedAt) || !got.UpdatedAt.Equal(w.UpdatedAt) ||
+				(got.Description == nil) != (w.Description == nil) || (got.Description != nil && *got.Description != *w.Description) {
+				t.Errorf("task %d: got %+v (description %v), want %+v (description %v)", i, got, deref(got.Description), w, deref(w.Description))
+			}
+		}
+	})
+}
+
+func deref(s *string) any {
+	if s == nil {
+		return nil
+	}
+	return *s
 }

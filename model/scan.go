@@ -4,6 +4,8 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // taskColumns are the task table's columns in the order of Task's fields,
@@ -43,6 +45,66 @@ func scanTasks(rows *sql.Rows, capacity int, extra ...any) ([]*Task, error) {
 	tasks := make([]*Task, len(all))
 	for i := range all {
 		tasks[i] = &all[i]
+	}
+	return tasks, nil
+}
+
+// scanPgxTasks is scanTasks for a page read with pgx's own API (see
+// owned.readPage), for the viewer user. pgx decodes the id, the flag and
+// the timestamps (in UTC, database.Open) straight into the task; the
+// texts, a string each per row in pgx's scanning (title, description,
+// user id: 3 of every 5 allocations of a page), are taken as the bytes
+// PostgreSQL sent (the same in the text and the binary format) into one
+// buffer per page, made one string and sliced. The user id is not copied
+// at all: it is compared with the viewer's, which every row has since the
+// statement is owned, and the rows share the viewer's string. A page of
+// 20 in model.BenchmarkList: 128 allocations before, 50 after.
+func scanPgxTasks(rows pgx.Rows, capacity int, user string) ([]*Task, error) {
+	defer rows.Close()
+	all := make([]Task, 0, capacity)
+	// ends holds, per row, where its title and description end in text;
+	// a description's end is -1 when it is NULL.
+	type ends struct{ title, desc int }
+	at := make([]ends, 0, capacity)
+	text := make([]byte, 0, 128*capacity)
+	var row Task
+	dest := []any{&row.ID, nil, nil, nil, &row.Completed, &row.CreatedAt, &row.UpdatedAt}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		raw := rows.RawValues()
+		if string(raw[1]) != user || raw[2] == nil {
+			return nil, fmt.Errorf("task %d: the row is not the viewer's or has no title", row.ID)
+		}
+		text = append(text, raw[2]...)
+		e := ends{title: len(text), desc: -1}
+		if raw[3] != nil {
+			text = append(text, raw[3]...)
+			e.desc = len(text)
+		}
+		all = append(all, row)
+		at = append(at, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	str := string(text)
+	tasks := make([]*Task, len(all))
+	// descs holds the descriptions the tasks point to, in one allocation.
+	descs := make([]string, len(all))
+	from := 0
+	for i := range all {
+		t := &all[i]
+		t.UserID = user
+		t.Title = str[from:at[i].title]
+		from = at[i].title
+		if at[i].desc >= 0 {
+			descs[i] = str[from:at[i].desc]
+			t.Description = &descs[i]
+			from = at[i].desc
+		}
+		tasks[i] = t
 	}
 	return tasks, nil
 }
