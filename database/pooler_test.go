@@ -1,7 +1,6 @@
 package database_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -34,24 +33,6 @@ func (statementPublisher) PublishExpr(model.ChangeKind, string, string, func(any
 	return "NULL", true
 }
 
-// syncBuffer is a log destination that parallel queries may write to.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestParallelWritesAndReadsSucceedThroughATransactionPooler pins issue
 // 13's "any pooler, no flag": through PgBouncer in transaction mode,
 // which keeps no prepared statement per client, with the URL as an
@@ -72,7 +53,7 @@ func TestParallelWritesAndReadsSucceedThroughATransactionPooler(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			name := testutil.NewPostgresDatabase(t)
-			var log syncBuffer
+			var log testutil.SyncBuffer
 			db := open(t, database.Config{
 				URL:    bouncer.URL(name),
 				Logger: slog.New(slog.NewTextHandler(&log, nil)),
@@ -141,7 +122,7 @@ func TestDirectConnectionsKeepPreparedStatements(t *testing.T) {
 	if !slices.Contains(testutil.Dialects(), testutil.Postgres) {
 		t.Skip("TEST_DATABASE_URL is not set")
 	}
-	var log syncBuffer
+	var log testutil.SyncBuffer
 	db := open(t, database.Config{URL: testutil.URL(t, testutil.Postgres), Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	ctx := context.Background()
 	if err := model.CreateSchema(ctx, db); err != nil {

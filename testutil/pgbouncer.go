@@ -1,7 +1,6 @@
 package testutil
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -98,7 +96,7 @@ server_idle_timeout = 600
 		args = []string{"-u", "postgres", ini}
 	}
 	cmd := exec.Command(bin, args...)
-	var log lockedBuffer
+	var log SyncBuffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start pgbouncer: %v", err)
@@ -201,22 +199,4 @@ func testDatabaseURL(t testing.TB) *url.URL {
 		t.Fatalf("TEST_DATABASE_URL: %v", err)
 	}
 	return u
-}
-
-// lockedBuffer collects a process's output while tests read it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -131,7 +131,7 @@ type Process struct {
 	Addr, URL string
 
 	cmd  *exec.Cmd
-	log  *syncBuffer // nil when Options.Log took the log
+	log  *SyncBuffer // nil when Options.Log took the log
 	done chan struct{}
 	err  error // the exit status, once done is closed
 }
@@ -165,7 +165,7 @@ func Start(ctx context.Context, opts Options) (*Process, error) {
 	}
 	out := opts.Log
 	if out == nil {
-		p.log = &syncBuffer{}
+		p.log = &SyncBuffer{}
 		out = p.log
 	}
 	// One writer for both: exec copies them through one goroutine.
@@ -298,20 +298,22 @@ func (p *Process) Kill() {
 	<-p.done
 }
 
-// syncBuffer is a log written by the process's output goroutine and read
-// by the test.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer that goroutines may write to while a test
+// reads it: a process's output, a logger shared by parallel queries.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+// String returns what was written so far.
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
