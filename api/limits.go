@@ -169,17 +169,21 @@ func (*queryLimits) ExtensionName() string                   { return "QueryLimi
 func (*queryLimits) Validate(graphql.ExecutableSchema) error { return nil }
 
 func (l *queryLimits) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
-	key, err := costKey(opCtx)
-	if err != nil {
-		return nil // unencodable variables fail as they run
+	// Variables that cannot be encoded into a key are measured every
+	// time: the limits never depend on the cache.
+	key, keyErr := costKey(opCtx)
+	cost, ok := 0, false
+	if keyErr == nil {
+		cost, ok = l.cache.Get(ctx, key)
 	}
-	cost, ok := l.cache.Get(ctx, key)
 	if !ok {
 		var gerr *gqlerror.Error
 		if cost, gerr = l.measure(ctx, opCtx); gerr != nil {
 			return gerr
 		}
-		l.cache.Add(ctx, key, cost)
+		if keyErr == nil {
+			l.cache.Add(ctx, key, cost)
+		}
 	}
 	opCtx.Stats.SetExtension(costStatsKey, &operationCost{requested: cost, limit: l.maxCost})
 	if cost > l.maxCost {
