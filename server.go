@@ -40,6 +40,7 @@ import (
 	"github.com/taskql/server/graphqlws"
 	"github.com/taskql/server/memory"
 	"github.com/taskql/server/model"
+	"github.com/taskql/server/postgres"
 	"github.com/taskql/server/telemetry"
 )
 
@@ -146,15 +147,15 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	if cfg.MetricsEnabled {
 		metrics = api.NewMetrics(db.DB)
 	}
-	// Mutations publish their committed changes to the event bus, which
-	// feeds the taskChanged subscriptions.
+	// Mutations run through the event bus's writer, which carries their
+	// committed changes to the taskChanged subscriptions.
 	tasks := model.NewTasks(db)
 	bus, err := newEventBus(bootCtx, cfg, db, tasks.Health(), log)
 	if err != nil {
 		return err
 	}
 	defer bus.Close()
-	tasks.PublishTo(bus)
+	tasks.WriteWith(bus.Writer())
 	var websockets graphqlws.Connections
 
 	var draining atomic.Bool
@@ -236,7 +237,7 @@ func newEventBus(ctx context.Context, cfg *config.Config, db *bun.DB, health *mo
 	if db.Dialect().Name() != dialect.PG {
 		return &events.Local{}, nil
 	}
-	bus := &events.Postgres{URL: cfg.DirectURL, Logger: log, Health: health}
+	bus := &postgres.Bus{URL: cfg.DirectURL, Logger: log, Health: health}
 	if err := bus.Start(ctx); err != nil {
 		return nil, fmt.Errorf("DATABASE_DIRECT_URL: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/taskql/server/events"
 	"github.com/taskql/server/graphqlws"
 	"github.com/taskql/server/model"
+	"github.com/taskql/server/postgres"
 	"github.com/taskql/server/testutil"
 	"github.com/taskql/server/testutil/gqlws"
 )
@@ -355,7 +356,7 @@ func TestSlowSubscriberEndsWithEventsMissed(t *testing.T) {
 	db := testutil.NewDB(t, testutil.SQLite)
 	tasks := model.NewTasks(db)
 	bus := &events.Local{Hub: events.Hub{Buffer: 1}}
-	tasks.PublishTo(bus)
+	tasks.WriteWith(bus.Writer())
 	srv := &subServer{Bus: bus, Sockets: &graphqlws.Connections{}}
 	srv.testServer = newServerWith(t, db, tasks, func(cfg *api.Config) { cfg.Changes = bus })
 	ws := subscribe(t, srv, mint(t, "alice"))
@@ -401,7 +402,7 @@ func TestLostListenEndsSubscriptionsWithEventsMissed(t *testing.T) {
 
 	// The database drops the LISTEN connection (a restart, a suspending
 	// compute): changes committed meanwhile were never heard.
-	if n := testutil.TerminateBus(t, srv.Bus.(*events.Postgres)); n != 1 {
+	if n := testutil.TerminateBus(t, srv.Bus.(*postgres.Bus)); n != 1 {
 		t.Fatalf("terminated %d sessions of the bus, want its LISTEN", n)
 	}
 	msg := nextMessage(t, ws)

@@ -11,27 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/uptrace/bun"
-
 	"github.com/taskql/server/database"
 	"github.com/taskql/server/model"
 	"github.com/taskql/server/testutil"
 )
-
-// txPublisher makes every mutation a transaction (PublishTx), as the model
-// does for a publisher that cannot publish within the statement.
-type txPublisher struct{}
-
-func (txPublisher) PublishTx(context.Context, bun.Tx, []*model.TaskChange) error { return nil }
-func (txPublisher) Publish([]*model.TaskChange)                                  {}
-
-// statementPublisher makes creates single grouped statements, as the
-// PostgreSQL bus does.
-type statementPublisher struct{ txPublisher }
-
-func (statementPublisher) PublishExpr(model.ChangeKind, string, string, func(any) string) (string, bool) {
-	return "NULL", true
-}
 
 // TestParallelWritesAndReadsSucceedThroughATransactionPooler pins issue
 // 13's "any pooler, no flag": through PgBouncer in transaction mode,
@@ -42,13 +25,17 @@ func (statementPublisher) PublishExpr(model.ChangeKind, string, string, func(any
 func TestParallelWritesAndReadsSucceedThroughATransactionPooler(t *testing.T) {
 	t.Parallel()
 	bouncer := testutil.StartPgBouncer(t)
+	// The PostgreSQL bus's writer notifies within grouped statements, or
+	// in a transaction for a user id too long for that.
+	bus := testutil.NewPostgresBus(t)
 	tests := []struct {
-		name      string
-		publisher model.Publisher
+		name   string
+		notify bool
+		user   string
 	}{
-		{"creates are single statements", nil},
-		{"creates are grouped statements, as with the PostgreSQL bus", statementPublisher{}},
-		{"creates are transactions", txPublisher{}},
+		{"creates are single statements", false, "user"},
+		{"creates are grouped statements, as with the PostgreSQL bus", true, "user"},
+		{"creates are transactions, as for a long user id", true, strings.Repeat("u", 100)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -63,8 +50,8 @@ func TestParallelWritesAndReadsSucceedThroughATransactionPooler(t *testing.T) {
 				t.Fatalf("create schema through the pooler: %v", err)
 			}
 			tasks := model.NewTasks(db)
-			if tt.publisher != nil {
-				tasks.PublishTo(tt.publisher)
+			if tt.notify {
+				tasks.WriteWith(bus.Writer())
 			}
 			const workers, perWorker = 24, 10
 			var failed atomic.Int64
@@ -72,7 +59,7 @@ func TestParallelWritesAndReadsSucceedThroughATransactionPooler(t *testing.T) {
 			var wg sync.WaitGroup
 			for w := range workers {
 				wg.Go(func() {
-					ctx := testutil.AsUser(fmt.Sprintf("user-%d", w%6))
+					ctx := testutil.AsUser(fmt.Sprintf("%s-%d", tt.user, w%6))
 					for i := range perWorker {
 						report := func(op string, err error) {
 							failed.Add(1)

@@ -3,9 +3,9 @@
 //
 // A Hub fans changes out to the subscriptions of their user. Two buses feed
 // it: Local, within the process (SQLite, where one instance serves), and
-// Postgres, through PostgreSQL's LISTEN/NOTIFY, so that a change committed
-// on any instance reaches the subscribers of all of them. Both implement
-// model.Publisher.
+// postgres.Bus, through PostgreSQL's LISTEN/NOTIFY, so that a change
+// committed on any instance reaches the subscribers of all of them. Each
+// gives the task store the model.Writer that feeds it.
 package events
 
 import (
@@ -16,10 +16,13 @@ import (
 	"github.com/taskql/server/model"
 )
 
-// Bus is an event bus: a store publishes its committed changes to it, and
-// subscribers read theirs from it. Local and Postgres are the two.
+// Bus is an event bus: the task store's mutations feed it through its
+// Writer, and subscribers read their changes from it. Local and
+// postgres.Bus are the two.
 type Bus interface {
-	model.Publisher
+	// Writer returns the writer the task store must run its mutations
+	// with (model.Tasks.WriteWith) for their changes to reach the bus.
+	Writer() model.Writer
 	Subscribe(ctx context.Context) (*Subscription, error)
 	// Subscribers returns how many subscriptions are open.
 	Subscribers() int
@@ -45,6 +48,10 @@ type Hub struct {
 	// Buffer is how many changes a subscription may have waiting; zero
 	// means DefaultBuffer. Set it before the first Subscribe.
 	Buffer int
+	// OnEmpty, when set, is called (without the hub's lock held) each
+	// time the last open subscription ends: postgres.Bus stops listening
+	// a while after. Set it before the first Subscribe.
+	OnEmpty func()
 
 	mu     sync.Mutex
 	subs   map[string]map[*Subscription]struct{} // by user id
@@ -52,10 +59,6 @@ type Hub struct {
 	closed bool
 	// emptied records, under mu, that the last subscription ended.
 	emptied bool
-	// onEmpty, when set, is called (without mu held) each time the last
-	// open subscription ends: the Postgres bus stops listening a while
-	// after. Set before the first Subscribe.
-	onEmpty func()
 }
 
 // Subscription is one subscriber's stream of changes.
@@ -161,10 +164,10 @@ func (h *Hub) Close() {
 	h.emptied = false
 }
 
-// endAll ends every open subscription with err, and returns how many it
+// EndAll ends every open subscription with err, and returns how many it
 // ended: what a bus does when its stream has a gap it cannot replay. It
-// does not call onEmpty: the bus that calls it has nothing left to linger.
-func (h *Hub) endAll(err error) int {
+// does not call OnEmpty: the bus that calls it has nothing left to linger.
+func (h *Hub) EndAll(err error) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	n := h.count
@@ -178,13 +181,13 @@ func (h *Hub) endAll(err error) int {
 }
 
 // unlockAndNotify releases mu and, if the last subscription ended while
-// it was held, tells onEmpty, which may take locks of its own.
+// it was held, tells OnEmpty, which may take locks of its own.
 func (h *Hub) unlockAndNotify() {
 	empty := h.count == 0 && h.emptied
 	h.emptied = false
 	h.mu.Unlock()
-	if empty && h.onEmpty != nil {
-		h.onEmpty()
+	if empty && h.OnEmpty != nil {
+		h.OnEmpty()
 	}
 }
 

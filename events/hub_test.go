@@ -21,14 +21,14 @@ func TestHubDeliversChangesToTheirUserOnly(t *testing.T) {
 
 	h.Deliver([]*model.TaskChange{changeOf("alice", 1), changeOf("bob", 2), changeOf("carol", 3), changeOf("alice", 4)})
 	for _, s := range []*events.Subscription{alice1, alice2} {
-		if got := receive(t, s).Task.ID; got != 1 {
+		if got := testutil.Receive(t, s).Task.ID; got != 1 {
 			t.Errorf("alice's first change: got task %d, want 1", got)
 		}
-		if got := receive(t, s).Task.ID; got != 4 {
+		if got := testutil.Receive(t, s).Task.ID; got != 4 {
 			t.Errorf("alice's second change: got task %d, want 4", got)
 		}
 	}
-	if got := receive(t, bob).Task.ID; got != 2 {
+	if got := testutil.Receive(t, bob).Task.ID; got != 2 {
 		t.Errorf("bob's change: got task %d, want 2", got)
 	}
 	select {
@@ -56,7 +56,7 @@ func TestHubEndsASlowSubscriberWithEventsMissedWithoutHoldingUpOthers(t *testing
 	for i := range 10 {
 		deliverWithin(t, &h, changeOf("alice", int64(i+1)))
 		if i < 6 {
-			if got := receive(t, fast).Task.ID; got != int64(i+1) {
+			if got := testutil.Receive(t, fast).Task.ID; got != int64(i+1) {
 				t.Fatalf("fast subscriber: got task %d, want %d", got, i+1)
 			}
 		}
@@ -65,18 +65,18 @@ func TestHubEndsASlowSubscriberWithEventsMissedWithoutHoldingUpOthers(t *testing
 	// The slow one keeps what it had buffered, in order, then learns why
 	// its stream ended.
 	for want := int64(1); want <= 4; want++ {
-		if got := receive(t, slow).Task.ID; got != want {
+		if got := testutil.Receive(t, slow).Task.ID; got != want {
 			t.Fatalf("slow subscriber's buffered change: got %d, want %d", got, want)
 		}
 	}
 	// The message is how the client learns how far behind it was.
-	err := ended(t, slow)
+	err := testutil.Ended(t, slow)
 	if want := "events missed: the client read too slowly, 5 events behind — refetch and resubscribe"; model.ErrorCode(err) != model.EEVENTSMISSED || err.Error() != want {
 		t.Fatalf("slow subscriber ended with %v, want EEVENTSMISSED %q", err, want)
 	}
 	// The fast one is still open: its buffer has room for the rest.
 	for want := int64(7); want <= 10; want++ {
-		if got := receive(t, fast).Task.ID; got != want {
+		if got := testutil.Receive(t, fast).Task.ID; got != want {
 			t.Fatalf("fast subscriber: got %d, want %d", got, want)
 		}
 	}
@@ -90,7 +90,7 @@ func TestHubEndsASubscriptionWithItsContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(testutil.AsUser("alice"))
 	s, _ := h.Subscribe(ctx)
 	cancel()
-	if err := ended(t, s); err != nil {
+	if err := testutil.Ended(t, s); err != nil {
 		t.Fatalf("a cancelled subscription ended with %v, want nil", err)
 	}
 	if n := h.Subscribers(); n != 0 {
@@ -106,7 +106,7 @@ func TestHubCloseEndsEverySubscription(t *testing.T) {
 	b, _ := h.Subscribe(testutil.AsUser("bob"))
 	h.Close()
 	for _, s := range []*events.Subscription{a, b} {
-		if err := ended(t, s); err != nil {
+		if err := testutil.Ended(t, s); err != nil {
 			t.Errorf("ended with %v, want nil", err)
 		}
 	}
@@ -131,7 +131,7 @@ func TestLocalPublishesOnlyCommittedChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := receive(t, sub); got.Kind != model.ChangeCreated || got.Task.ID != task.ID {
+	if got := testutil.Receive(t, sub); got.Kind != model.ChangeCreated || got.Task.ID != task.ID {
 		t.Fatalf("got %s of task %d, want CREATED of %d", got.Kind, got.Task.ID, task.ID)
 	}
 }

@@ -1,18 +1,12 @@
 package events
 
-import (
-	"context"
-
-	"github.com/uptrace/bun"
-
-	"github.com/taskql/server/model"
-)
+import "github.com/taskql/server/model"
 
 // Local is the bus of a single instance: changes go from the store to the
-// subscribers of this process once their transaction commits. It is meant
-// for SQLite, where the store publishes under its writer lock, so changes
+// subscribers of this process once their statement commits. It is meant
+// for SQLite, whose writers take turns (model.SerialWriter), so changes
 // arrive in commit order; instances sharing a PostgreSQL database need
-// Postgres instead.
+// postgres.Bus instead.
 //
 // The zero Local is ready to use.
 type Local struct {
@@ -21,8 +15,8 @@ type Local struct {
 
 var _ Bus = (*Local)(nil)
 
-// PublishTx does nothing: local delivery waits for the commit.
-func (*Local) PublishTx(context.Context, bun.Tx, []*model.TaskChange) error { return nil }
+// Writer returns a model.SerialWriter that publishes to l.
+func (l *Local) Writer() model.Writer { return model.NewSerialWriter(l) }
 
 // Publish delivers committed changes to this process's subscribers.
 func (l *Local) Publish(changes []*model.TaskChange) { l.Deliver(changes) }

@@ -171,7 +171,7 @@ func TestSIGTERMDuringLoad(t *testing.T) {
 	}
 
 	// Writes wait for this lock; reads do not. The server runs at most four
-	// create statements at once (model/group.go): four creates wait in the
+	// create statements at once (postgres/group.go): four creates wait in the
 	// database and two more in the server's queue behind them.
 	tx, lockPID := lockTable(t, admin, "EXCLUSIVE")
 	const blocked, inDatabase = 6, 4

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/uptrace/bun"
@@ -52,20 +53,19 @@ func (s *Tasks) owned(ctx context.Context) (*owned, error) {
 	return o, nil
 }
 
-// ownedByGroup starts the statement that inserts the tasks of group, each
-// owned by the viewer of its own call.
-func (s *Tasks) ownedByGroup(group []*pendingCreate) (*owned, error) {
-	users := make([]string, len(group))
-	for i, p := range group {
-		userID, err := viewerID(p.ctx)
-		if err != nil {
-			return nil, err
+// ownedByCreates starts the statement that inserts the tasks of creates,
+// each owned by the viewer of its own call (Create.user, which the store
+// took from owned).
+func (s *Tasks) ownedByCreates(creates []*Create) *owned {
+	o := &owned{s: s, b: s.binds(), user: creates[0].user}
+	if len(creates) > 1 {
+		o.group = make([]string, len(creates))
+		for i, c := range creates {
+			o.group[i] = c.user
 		}
-		users[i] = userID
 	}
-	o := &owned{s: s, b: s.binds(), user: users[0], group: users}
-	o.owner = o.b.typed(users, "varchar[]")
-	return o, nil
+	o.owner = o.b.add(o.user)
+	return o
 }
 
 // selectTasks starts a SELECT of the viewer's tasks.
@@ -83,23 +83,26 @@ func (o *owned) delete() *bun.DeleteQuery {
 	return o.s.db.NewDelete().Model((*Task)(nil)).Where("user_id = ?", o.owner)
 }
 
-// insert starts an INSERT of one task owned by the viewer. The database
-// sets id and both timestamps, so they come back exactly as a later query
-// will read them.
-func (o *owned) insert() *bun.InsertQuery {
-	return o.s.db.NewInsert().Model((*Task)(nil)).
-		ExcludeColumn("id", "created_at", "updated_at").
-		Value("user_id", "?", o.owner)
-}
-
-// insertGroup is the PostgreSQL statement that inserts the tasks of a
-// group (see createGroups), one row per element of the arrays, each owned
-// by its call's viewer. unnest yields the rows in the arrays' order and
-// the ids are drawn in that order.
-func (o *owned) insertGroup(titles []string, descs []*string, completed []bool) schema.QueryAppender {
+// insert is the INSERT of the tasks of creates, o's (ownedByCreates): a
+// row each, in their order, the first owned through o.owner and each other
+// by its own call's viewer. The database sets id and both timestamps, so
+// they come back exactly as a later query will read them. One statement
+// for any number of rows is plain SQL in both dialects; Bun's own
+// multi-row INSERT would write the values into the text (see binds).
+func (o *owned) insert(creates []*Create) schema.QueryAppender {
 	b := &o.b
-	return o.s.db.NewRaw("INSERT INTO task (user_id, title, description, completed) SELECT * FROM unnest(?, ?, ?, ?) RETURNING "+taskColumns,
-		o.owner, b.typed(titles, "varchar[]"), b.typed(descs, "varchar[]"), b.typed(completed, "boolean[]"))
+	var text strings.Builder
+	text.WriteString(`INSERT INTO "task" ("user_id", "title", "description", "completed") VALUES `)
+	for i, c := range creates {
+		owner := o.owner
+		if i > 0 {
+			text.WriteString(", ")
+			owner = b.add(c.user)
+		}
+		fmt.Fprintf(&text, "(%s, %s, %s, %s)", owner, b.add(c.title), b.add(c.desc), b.add(c.completed))
+	}
+	text.WriteString(" RETURNING " + taskColumns)
+	return o.s.db.NewRaw(text.String())
 }
 
 // users are the ids of the users the statement acts for.
@@ -108,18 +111,6 @@ func (o *owned) users() []string {
 		return o.group
 	}
 	return []string{o.user}
-}
-
-// longestUser is the longest id among the users, the one whose changes
-// might not fit a notification (StatementPublisher.PublishExpr).
-func (o *owned) longestUser() string {
-	longest := o.user
-	for _, u := range o.group {
-		if len(u) > len(longest) {
-			longest = u
-		}
-	}
-	return longest
 }
 
 // text returns the SQL of q, which was built from o with o's placeholders.
@@ -132,10 +123,10 @@ func (o *owned) text(q schema.QueryAppender) (string, error) {
 }
 
 // send runs the statement text with o's bound values on conn (the pool or
-// a transaction) and reports the outcome to health. Bun's own methods
-// would write the values into the text again, so statements go to
-// database/sql directly; Bun's query hooks never see them, hence inspect.
-func (o *owned) send(ctx context.Context, conn querier, text string) (*sql.Rows, error) {
+// a transaction) and reports the outcome to health. Statements go to
+// database/sql directly with their values bound (see binds), so Bun's
+// query hooks never see them, hence inspect.
+func (o *owned) send(ctx context.Context, conn Querier, text string) (*sql.Rows, error) {
 	if o.s.inspect != nil {
 		o.s.inspect(ctx, text, o.b.args, o.users())
 	}

@@ -37,9 +37,11 @@ func newTasks(t testing.TB, db *bun.DB) *model.Tasks {
 var (
 	// taskTable is how a statement names the table it reads or writes.
 	taskTable = regexp.MustCompile(`\b(FROM|UPDATE|INTO) "?task"?([ (]|$)`)
-	// ownerInsert finds the column list of an INSERT and its values,
-	// VALUES (…) or the arrays of the grouped creates' unnest(…).
-	ownerInsert = regexp.MustCompile(`INSERT INTO "?task"? \(([^)]*)\) (?:VALUES \(|SELECT \* FROM unnest\()([^)]*)\)`)
+	// ownerInsert finds the column list of an INSERT and its rows,
+	// VALUES (…), (…).
+	ownerInsert = regexp.MustCompile(`INSERT INTO "?task"? \(([^)]*)\) VALUES ((?:\([^)]*\)(?:, )?)+)`)
+	// insertRow is one row of an INSERT's VALUES.
+	insertRow = regexp.MustCompile(`\(([^)]*)\)`)
 	// ownerWhere is the owner's predicate as the first condition of a
 	// WHERE, followed by another condition joined with AND or by the end
 	// of the WHERE clause.
@@ -74,30 +76,31 @@ func ownerRestricted(ctx context.Context, text string, args []any, users []strin
 		return args[i-1], nil
 	}
 	if m := ownerInsert.FindStringSubmatch(text); m != nil {
-		cols, vals := strings.Split(m[1], ", "), strings.Split(m[2], ", ")
+		cols := strings.Split(m[1], ", ")
 		i := slices.IndexFunc(cols, func(c string) bool { return strings.Trim(c, `"`) == "user_id" })
-		if i < 0 || len(vals) != len(cols) {
+		if i < 0 {
 			return fmt.Errorf("the INSERT does not write user_id")
 		}
-		p := placeholder.FindStringSubmatch(vals[i])
-		if p == nil {
-			return fmt.Errorf("the INSERT writes %s into user_id, not a bound value", vals[i])
+		rows := insertRow.FindAllStringSubmatch(m[2], -1)
+		if len(rows) != len(users) {
+			return fmt.Errorf("the INSERT writes %d rows for %d users", len(rows), len(users))
 		}
-		v, err := bound(p[1])
-		if err != nil {
-			return err
-		}
-		switch v := v.(type) {
-		case string:
-			if len(users) != 1 || v != users[0] {
-				return fmt.Errorf("the INSERT writes user_id %q for %q", v, users)
+		for r, row := range rows {
+			vals := strings.Split(row[1], ", ")
+			if len(vals) != len(cols) {
+				return fmt.Errorf("row %d of the INSERT has %d values for %d columns", r+1, len(vals), len(cols))
 			}
-		case []string:
-			if !slices.Equal(v, users) {
-				return fmt.Errorf("the grouped INSERT writes user_ids %q for %q", v, users)
+			p := placeholder.FindStringSubmatch(vals[i])
+			if p == nil {
+				return fmt.Errorf("the INSERT writes %s into user_id, not a bound value", vals[i])
 			}
-		default:
-			return fmt.Errorf("the INSERT writes a %T into user_id", v)
+			v, err := bound(p[1])
+			if err != nil {
+				return err
+			}
+			if v != users[r] {
+				return fmt.Errorf("the INSERT writes user_id %v into row %d, which is %q's", v, r+1, users[r])
+			}
 		}
 		return nil
 	}
@@ -206,18 +209,21 @@ func TestOwnerRestrictedRefusesStatementsThatEscapeTheirOwner(t *testing.T) {
 			[]any{"alice", "t", nil, false}, []string{"alice"}, ""},
 		{"an insert for another user", alice,
 			`INSERT INTO "task" ("user_id", "title", "description", "completed") VALUES ($1, $2, $3, $4) RETURNING ` + cols,
-			[]any{"bob", "t", nil, false}, []string{"alice"}, "writes user_id \"bob\""},
+			[]any{"bob", "t", nil, false}, []string{"alice"}, "writes user_id bob"},
 		{"an insert with a literal owner", alice,
 			`INSERT INTO "task" ("user_id", "title") VALUES ('bob', $1) RETURNING ` + cols,
 			[]any{"t"}, []string{"alice"}, "not a bound value"},
 		{"an insert that leaves user_id out", alice,
 			`INSERT INTO "task" ("title") VALUES ($1) RETURNING ` + cols, []any{"t"}, []string{"alice"}, "does not write user_id"},
-		{"a grouped insert for each call's viewer", alice,
-			`INSERT INTO task (user_id, title, description, completed) SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::boolean[]) RETURNING ` + cols,
-			[]any{[]string{"alice", "bob"}, []string{"a", "b"}, []*string{nil, nil}, []bool{false, true}}, []string{"alice", "bob"}, ""},
-		{"a grouped insert with the owners swapped", alice,
-			`INSERT INTO task (user_id, title, description, completed) SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::boolean[]) RETURNING ` + cols,
-			[]any{[]string{"bob", "alice"}, []string{"a", "b"}, []*string{nil, nil}, []bool{false, true}}, []string{"alice", "bob"}, "grouped INSERT"},
+		{"an insert of several calls' tasks, each for its viewer", alice,
+			`INSERT INTO "task" ("user_id", "title", "description", "completed") VALUES ($1, $2, $3, $4), ($5, $6, $7, $8) RETURNING ` + cols,
+			[]any{"alice", "a", nil, false, "bob", "b", nil, true}, []string{"alice", "bob"}, ""},
+		{"an insert of several calls' tasks with the owners swapped", alice,
+			`INSERT INTO "task" ("user_id", "title", "description", "completed") VALUES ($1, $2, $3, $4), ($5, $6, $7, $8) RETURNING ` + cols,
+			[]any{"bob", "a", nil, false, "alice", "b", nil, true}, []string{"alice", "bob"}, "into row 1"},
+		{"an insert with a row for nobody", alice,
+			`INSERT INTO "task" ("user_id", "title", "description", "completed") VALUES ($1, $2, $3, $4), ($1, $2, $3, $4) RETURNING ` + cols,
+			[]any{"alice", "a", nil, false}, []string{"alice"}, "2 rows for 1 users"},
 		{"a statement on another table", alice,
 			`SELECT * FROM "user" WHERE (user_id = $1)`, []any{"alice"}, []string{"alice"}, "does not name the task table"},
 	}

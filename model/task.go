@@ -7,7 +7,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect"
+	"github.com/uptrace/bun/schema"
 )
 
 // Task is one row of the task table, which this server owns.
@@ -51,15 +51,8 @@ type TaskStats struct {
 // which puts the filter in, so no method can leave it out.
 type Tasks struct {
 	db *bun.DB
-	// publisher receives the changes of committed mutations; nil
-	// publishes nothing.
-	publisher Publisher
-	// writer is the SQLite writers' lock (a channel, so waiting for it
-	// respects the context); nil on PostgreSQL. See mutate.
-	writer chan struct{}
-	// creates groups concurrent creates when the publisher can publish
-	// within a statement.
-	creates createGroups
+	// writer runs the mutations and publishes their changes.
+	writer Writer
 	// health records the outcome of every statement, for readiness.
 	health *Health
 	// inspect, when set, sees every statement on the task table just
@@ -69,14 +62,16 @@ type Tasks struct {
 	inspect func(ctx context.Context, text string, args []any, users []string)
 }
 
-// NewTasks returns the task store over db.
+// NewTasks returns the task store over db. Its mutations run one at a
+// time and publish nothing (NewSerialWriter(nil)) until WriteWith gives it
+// the writer of an event bus.
 func NewTasks(db *bun.DB) *Tasks {
-	s := &Tasks{db: db, health: &Health{Probe: db.PingContext}}
-	if db.Dialect().Name() == dialect.SQLite {
-		s.writer = make(chan struct{}, 1)
-	}
-	return s
+	return &Tasks{db: db, writer: NewSerialWriter(nil), health: &Health{Probe: db.PingContext}}
 }
+
+// WriteWith makes the store run its mutations with w, which publishes
+// their changes. Call it before the store is used.
+func (s *Tasks) WriteWith(w Writer) { s.writer = w }
 
 // Health is what the store's statements last saw of the database, for
 // readiness (see Health); its Probe pings the store's database.
@@ -141,48 +136,16 @@ func (s *Tasks) Create(ctx context.Context, in CreateTaskInput) (*Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	completed := false
+	c := &Create{s: s, user: o.user, title: title, desc: desc}
 	if in.Completed != nil {
-		completed = *in.Completed
+		c.completed = *in.Completed
 	}
-	if _, ok := s.publisher.(StatementPublisher); ok {
-		p := &pendingCreate{ctx: ctx, userID: o.user, title: title, desc: desc, completed: completed}
-		t, err := s.creates.create(p, s.insertGroup)
-		if err != nil {
-			return nil, fmt.Errorf("insert task: %w", err)
-		}
-		return t, nil
-	}
-	b := &o.b
-	q := o.insert().
-		Value("title", "?", b.add(title)).
-		Value("description", "?", b.add(desc)).
-		Value("completed", "?", b.add(completed)).
-		Returning(taskColumns)
-	tasks, err := s.mutate(ctx, ChangeCreated, o, q)
-	return oneTask(tasks, err, "insert task")
-}
-
-// insertGroup inserts the tasks of group with one statement (see
-// createGroups) and returns them in the group's order.
-func (s *Tasks) insertGroup(ctx context.Context, group []*pendingCreate) ([]*Task, error) {
-	o, err := s.ownedByGroup(group)
+	t, err := s.writer.Create(ctx, c)
 	if err != nil {
-		return nil, err
+		o.b.report(ctx, err)
+		return nil, fmt.Errorf("insert task: %w", err)
 	}
-	var (
-		titles    []string
-		descs     []*string
-		completed []bool
-	)
-	for _, p := range group {
-		titles = append(titles, p.title)
-		descs = append(descs, p.desc)
-		completed = append(completed, p.completed)
-	}
-	// The ids are drawn in the arrays' order, so the tasks, which mutate
-	// returns in id order, are in the group's.
-	return s.mutate(ctx, ChangeCreated, o, o.insertGroup(titles, descs, completed))
+	return t, nil
 }
 
 // Update applies in to the viewer's task with the given id.
@@ -250,6 +213,24 @@ func (s *Tasks) updateOne(ctx context.Context, o *owned, taskID int64, set func(
 		Returning(taskColumns)
 	tasks, err := s.mutate(ctx, ChangeUpdated, o, q)
 	return oneTask(tasks, err, "update task")
+}
+
+// mutate runs q, a statement built from o that returns the changed tasks
+// (taskColumns), with the store's writer, which publishes a change of kind
+// for each if it commits; it returns the tasks in id order.
+func (s *Tasks) mutate(ctx context.Context, kind ChangeKind, o *owned, q schema.QueryAppender) ([]*Task, error) {
+	text, err := o.text(q)
+	if err != nil {
+		return nil, err
+	}
+	tasks, err := s.writer.Write(ctx, &Mutation{o: o, kind: kind, text: text})
+	if err != nil {
+		// A writer's BEGIN, notification or COMMIT may fail after the
+		// statement did not.
+		o.b.report(ctx, err)
+		return nil, err
+	}
+	return tasks, nil
 }
 
 // Delete removes the viewer's task with the given id and returns it as it was.

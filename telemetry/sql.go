@@ -31,7 +31,7 @@ const maxStatement = 4096
 //
 // Why pgx's tracer and not a bun.QueryHook (bun's bunotel or one of our
 // own): the model sends its statements to database/sql itself, with their
-// values bound (see model/bind.go), so Bun's hooks never see them. pgx sees
+// values bound (see model/statement.go), so Bun's hooks never see them. pgx sees
 // every statement, and its text has $1, $2… where the values go: user data
 // (task titles, user ids) is never in a span. SQLite, the development
 // database, goes through no pgx and makes no SQL spans.

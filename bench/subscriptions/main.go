@@ -58,6 +58,7 @@ import (
 	"github.com/taskql/server/events"
 	"github.com/taskql/server/graphqlws"
 	"github.com/taskql/server/model"
+	"github.com/taskql/server/postgres"
 	"github.com/taskql/server/testutil/gqlws"
 )
 
@@ -258,14 +259,14 @@ func startInstance(ctx context.Context, dbURL, channel string, secret []byte) (*
 	tasks := model.NewTasks(db)
 	var bus events.Bus = &events.Local{}
 	if database.IsPostgres(dbURL) {
-		pg := &events.Postgres{URL: dbURL, Channel: channel}
+		pg := &postgres.Bus{URL: dbURL, Channel: channel}
 		if err := pg.Start(ctx); err != nil {
 			db.Close()
 			return nil, err
 		}
 		bus = pg
 	}
-	tasks.PublishTo(bus)
+	tasks.WriteWith(bus.Writer())
 	verifier, err := auth.New(ctx, auth.Config{Secret: secret})
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package events_test
+package postgres_test
 
 import (
 	"context"
@@ -11,10 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/uptrace/bun"
-
 	"github.com/taskql/server/events"
 	"github.com/taskql/server/model"
+	"github.com/taskql/server/postgres"
 	"github.com/taskql/server/testutil"
 )
 
@@ -24,7 +23,7 @@ func TestPostgresBusCarriesChangesBetweenInstances(t *testing.T) {
 	// Two instances: one publishes, both listen.
 	here, there := newPostgresBus(t, channel), newPostgresBus(t, channel)
 	store := model.NewTasks(db)
-	store.PublishTo(here)
+	store.WriteWith(here.Writer())
 
 	ctx := testutil.AsUser("alice")
 	subHere, _ := here.Subscribe(ctx)
@@ -35,7 +34,7 @@ func TestPostgresBusCarriesChangesBetweenInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, sub := range map[string]*events.Subscription{"the publishing instance": subHere, "another instance": subThere} {
-		got := receive(t, sub)
+		got := testutil.Receive(t, sub)
 		if got.Kind != model.ChangeCreated || !reflect.DeepEqual(got.Task, created) {
 			t.Errorf("%s: got %s %+v, want CREATED %+v", name, got.Kind, got.Task, created)
 		}
@@ -46,7 +45,7 @@ func TestPostgresBusDeliversTheLargestChangesWhole(t *testing.T) {
 	db := testutil.NewDB(t, testutil.Postgres)
 	bus := newPostgresBus(t, uniqueChannel(t))
 	store := model.NewTasks(db)
-	store.PublishTo(bus)
+	store.WriteWith(bus.Writer())
 
 	for _, tt := range []struct {
 		name, user, char string
@@ -68,7 +67,7 @@ func TestPostgresBusDeliversTheLargestChangesWhole(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: create: %v", tt.name, err)
 		}
-		if got := receive(t, sub); !reflect.DeepEqual(got.Task, created) {
+		if got := testutil.Receive(t, sub); !reflect.DeepEqual(got.Task, created) {
 			t.Errorf("%s: the task arrived changed", tt.name)
 		}
 	}
@@ -78,7 +77,7 @@ func TestPostgresBusPublishesEveryConcurrentCreateOnceAsCreated(t *testing.T) {
 	db := testutil.NewDB(t, testutil.Postgres)
 	bus := newPostgresBus(t, uniqueChannel(t))
 	store := model.NewTasks(db)
-	store.PublishTo(bus)
+	store.WriteWith(bus.Writer())
 
 	// Enough at once that creates share statements (model.createGroups).
 	const users, perUser = 8, 40
@@ -120,7 +119,7 @@ func TestPostgresBusPublishesEveryConcurrentCreateOnceAsCreated(t *testing.T) {
 		}
 		// Each task once: a repeated event finds its task gone.
 		for range perUser {
-			got := receive(t, subs[u])
+			got := testutil.Receive(t, subs[u])
 			if got.Kind != model.ChangeCreated || !reflect.DeepEqual(got.Task, byID[got.Task.ID]) {
 				t.Fatalf("user %d: got %s %+v, want CREATED of one of its tasks not yet seen", u, got.Kind, got.Task)
 			}
@@ -129,29 +128,18 @@ func TestPostgresBusPublishesEveryConcurrentCreateOnceAsCreated(t *testing.T) {
 	}
 }
 
-func TestPostgresBusPublishesInTheTransaction(t *testing.T) {
+func TestPostgresBusPublishesEachDeletedTaskInIDOrder(t *testing.T) {
 	db := testutil.NewDB(t, testutil.Postgres)
 	bus := newPostgresBus(t, uniqueChannel(t))
 	store := model.NewTasks(db)
-	store.PublishTo(bus)
+	store.WriteWith(bus.Writer())
 	ctx := testutil.AsUser("alice")
 	sub, _ := bus.Subscribe(ctx)
-	task, err := store.Create(ctx, model.CreateTaskInput{Title: "t"})
-	if err != nil {
+	if _, err := store.Create(ctx, model.CreateTaskInput{Title: "t"}); err != nil {
 		t.Fatal(err)
 	}
-	receive(t, sub)
+	testutil.Receive(t, sub)
 
-	// A NOTIFY in a transaction that rolls back is never delivered.
-	err = db.RunInTx(context.Background(), nil, func(ctx context.Context, tx bun.Tx) error {
-		if err := bus.PublishTx(ctx, tx, []*model.TaskChange{{Kind: model.ChangeDeleted, Task: task}}); err != nil {
-			return err
-		}
-		return context.Canceled // roll back
-	})
-	if err != context.Canceled {
-		t.Fatalf("RunInTx: %v", err)
-	}
 	// deleteCompletedTasks sends one DELETED per task, in one statement.
 	for _, title := range []string{"a", "b", "c"} {
 		if _, err := store.Create(ctx, model.CreateTaskInput{Title: title, Completed: testutil.Ptr(true)}); err != nil {
@@ -163,12 +151,12 @@ func TestPostgresBusPublishesInTheTransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, title := range []string{"a", "b", "c"} {
-		if got := receive(t, sub); got.Kind != model.ChangeCreated || got.Task.Title != title {
-			t.Fatalf("got %s %q, want CREATED %q (and nothing of the rolled-back transaction)", got.Kind, got.Task.Title, title)
+		if got := testutil.Receive(t, sub); got.Kind != model.ChangeCreated || got.Task.Title != title {
+			t.Fatalf("got %s %q, want CREATED %q", got.Kind, got.Task.Title, title)
 		}
 	}
 	for _, d := range deleted {
-		if got := receive(t, sub); got.Kind != model.ChangeDeleted || !reflect.DeepEqual(got.Task, d) {
+		if got := testutil.Receive(t, sub); got.Kind != model.ChangeDeleted || !reflect.DeepEqual(got.Task, d) {
 			t.Fatalf("got %s %+v, want DELETED %+v", got.Kind, got.Task, d)
 		}
 	}
@@ -178,7 +166,7 @@ func TestPostgresBusListensOnlyWhileItHasSubscribers(t *testing.T) {
 	testutil.NewDB(t, testutil.Postgres) // skips without PostgreSQL
 	const linger = 300 * time.Millisecond
 	channel := uniqueChannel(t)
-	bus := newPostgresBus(t, channel, func(p *events.Postgres) { p.Linger = linger })
+	bus := newPostgresBus(t, channel, func(p *postgres.Bus) { p.Linger = linger })
 
 	// Start's check of the URL lingers like a last subscriber, then goes:
 	// with no subscriber, the bus has no connection at all.
@@ -220,14 +208,14 @@ func TestPostgresBusListensOnlyWhileItHasSubscribers(t *testing.T) {
 		t.Fatalf("a second subscriber opened session %d beside %d", b.PID, first.PID)
 	}
 	leaveAlice()
-	ended(t, alice)
+	testutil.Ended(t, alice)
 	time.Sleep(2 * linger)
 	if b := onlyBackend("one subscriber left"); b.PID != first.PID {
 		t.Fatalf("the connection changed to %d while bob was subscribed", b.PID)
 	}
 	// The last one leaves: LISTEN lingers, then closes.
 	leaveBob()
-	ended(t, bob)
+	testutil.Ended(t, bob)
 	left := time.Now()
 	onlyBackend("just after the last subscriber left")
 	listenBackends(t, bus, 0)
@@ -240,7 +228,7 @@ func TestPostgresBusListensOnlyWhileItHasSubscribers(t *testing.T) {
 	carol, leaveCarol := subscribe("carol")
 	again := onlyBackend("a new first subscriber")
 	leaveCarol()
-	ended(t, carol)
+	testutil.Ended(t, carol)
 	time.Sleep(linger / 3)
 	_, leaveCarol = subscribe("carol")
 	defer leaveCarol()
@@ -251,9 +239,9 @@ func TestPostgresBusListensOnlyWhileItHasSubscribers(t *testing.T) {
 
 func TestPostgresBusSubscribeReturnsOnceLISTENIsInPlace(t *testing.T) {
 	db := testutil.NewDB(t, testutil.Postgres)
-	bus := newPostgresBus(t, uniqueChannel(t), func(p *events.Postgres) { p.Linger = 20 * time.Millisecond })
+	bus := newPostgresBus(t, uniqueChannel(t), func(p *postgres.Bus) { p.Linger = 20 * time.Millisecond })
 	store := model.NewTasks(db)
-	store.PublishTo(bus)
+	store.WriteWith(bus.Writer())
 	// Each round opens LISTEN afresh and commits a change the moment
 	// Subscribe returns: it must arrive.
 	for round := range 5 {
@@ -267,7 +255,7 @@ func TestPostgresBusSubscribeReturnsOnceLISTENIsInPlace(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := receive(t, sub); got.Task.ID != created.ID {
+		if got := testutil.Receive(t, sub); got.Task.ID != created.ID {
 			t.Fatalf("round %d: got task %d, want %d, committed just after Subscribe returned", round, got.Task.ID, created.ID)
 		}
 		cancel()
@@ -276,9 +264,9 @@ func TestPostgresBusSubscribeReturnsOnceLISTENIsInPlace(t *testing.T) {
 
 func TestPostgresBusEndsSubscriptionsWithEventsMissedWhenLISTENIsLost(t *testing.T) {
 	db := testutil.NewDB(t, testutil.Postgres)
-	bus := newPostgresBus(t, uniqueChannel(t), func(p *events.Postgres) { p.Linger = 100 * time.Millisecond })
+	bus := newPostgresBus(t, uniqueChannel(t), func(p *postgres.Bus) { p.Linger = 100 * time.Millisecond })
 	store := model.NewTasks(db)
-	store.PublishTo(bus)
+	store.WriteWith(bus.Writer())
 	alice, _ := bus.Subscribe(testutil.AsUser("alice"))
 	bob, _ := bus.Subscribe(testutil.AsUser("bob"))
 
@@ -288,7 +276,7 @@ func TestPostgresBusEndsSubscriptionsWithEventsMissedWhenLISTENIsLost(t *testing
 		t.Fatalf("terminated %d sessions of the bus, want its one LISTEN", n)
 	}
 	for name, sub := range map[string]*events.Subscription{"alice": alice, "bob": bob} {
-		err := ended(t, sub)
+		err := testutil.Ended(t, sub)
 		if want := "events missed: the server lost its connection to the change stream — refetch and resubscribe"; model.ErrorCode(err) != model.EEVENTSMISSED || err.Error() != want {
 			t.Fatalf("%s's subscription ended with %v, want the server's EEVENTSMISSED %q", name, err, want)
 		}
@@ -322,16 +310,16 @@ func TestPostgresBusEndsSubscriptionsWithEventsMissedWhenLISTENIsLost(t *testing
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := receive(t, sub); got.Task.ID != created.ID {
+	if got := testutil.Receive(t, sub); got.Task.ID != created.ID {
 		t.Fatalf("got %+v, want the task made after the new subscription", got.Task)
 	}
 }
 
 func TestPostgresBusKeepsAQuietConnection(t *testing.T) {
 	db := testutil.NewDB(t, testutil.Postgres)
-	bus := newPostgresBus(t, uniqueChannel(t), func(p *events.Postgres) { p.HealthInterval = 20 * time.Millisecond })
+	bus := newPostgresBus(t, uniqueChannel(t), func(p *postgres.Bus) { p.HealthInterval = 20 * time.Millisecond })
 	store := model.NewTasks(db)
-	store.PublishTo(bus)
+	store.WriteWith(bus.Writer())
 	ctx := testutil.AsUser("alice")
 	sub, _ := bus.Subscribe(ctx)
 	// Several health checks pass; the connection is kept.
@@ -343,7 +331,7 @@ func TestPostgresBusKeepsAQuietConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := receive(t, sub); got.Task.ID != created.ID {
+	if got := testutil.Receive(t, sub); got.Task.ID != created.ID {
 		t.Fatalf("got %+v, want the task made after the pings", got.Task)
 	}
 }
@@ -353,12 +341,12 @@ func TestPostgresBusStartRefuses(t *testing.T) {
 	started := newPostgresBus(t, uniqueChannel(t))
 	tests := []struct {
 		name string
-		bus  *events.Postgres
+		bus  *postgres.Bus
 		want string
 	}{
-		{"an unreachable database", &events.Postgres{URL: "postgres://nobody@127.0.0.1:1/none?connect_timeout=2"}, "listen for task changes: connect"},
-		{"a URL that does not parse", &events.Postgres{URL: "postgres://%zz"}, "parse PostgreSQL URL"},
-		{"a channel name PostgreSQL would cut", &events.Postgres{URL: os.Getenv("TEST_DATABASE_URL"), Channel: strings.Repeat("c", 64)}, "longer than"},
+		{"an unreachable database", &postgres.Bus{URL: "postgres://nobody@127.0.0.1:1/none?connect_timeout=2"}, "listen for task changes: connect"},
+		{"a URL that does not parse", &postgres.Bus{URL: "postgres://%zz"}, "parse PostgreSQL URL"},
+		{"a channel name PostgreSQL would cut", &postgres.Bus{URL: os.Getenv("TEST_DATABASE_URL"), Channel: strings.Repeat("c", 64)}, "longer than"},
 		{"a second start", started, "already started"},
 	}
 	for _, tt := range tests {
@@ -384,7 +372,7 @@ func TestPostgresBusNeverLeavesASilentGap(t *testing.T) {
 	channel := uniqueChannel(t)
 	losing, keeping, writing := newPostgresBus(t, channel), newPostgresBus(t, channel), newPostgresBus(t, channel)
 	writer := model.NewTasks(db)
-	writer.PublishTo(writing)
+	writer.WriteWith(writing.Writer())
 	ctx := testutil.AsUser("alice")
 
 	// outcome is what one subscriber read until its stream ended.
@@ -448,11 +436,11 @@ func TestPostgresBusNeverLeavesASilentGap(t *testing.T) {
 		}
 		writerDone <- nil
 	}()
-	waitFor(t, "the first creates", func() bool { return acked() >= terminateAt })
+	testutil.WaitFor(t, "the first creates", func() bool { return acked() >= terminateAt })
 	if n := testutil.TerminateBus(t, losing); n != 1 {
 		t.Fatalf("terminated %d sessions of the losing instance, want its LISTEN", n)
 	}
-	waitFor(t, "the losing instance to notice", func() bool { return losing.Subscribers() == 0 })
+	testutil.WaitFor(t, "the losing instance to notice", func() bool { return losing.Subscribers() == 0 })
 	// A subscriber after the loss, while the writer goes on.
 	late, err := losing.Subscribe(subCtx)
 	if err != nil {

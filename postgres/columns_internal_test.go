@@ -1,4 +1,4 @@
-package events
+package postgres
 
 import (
 	"fmt"
@@ -18,7 +18,7 @@ import (
 
 // The event payload is a copy of the task row in two places: wireTask
 // (what encodeChange writes and decodeChange reads) and the
-// json_build_object of PublishExpr (what PostgreSQL writes for the
+// json_build_object of Writer.notifyExpr (what PostgreSQL writes for the
 // mutation's own statement). These tests derive what both must hold from
 // model.Task, the one description of the task, so that a column added
 // to the model fails here, naming what is missing, rather than as an
@@ -129,19 +129,16 @@ func TestAChangeKeepsEveryColumnOfTheTaskThroughTheWire(t *testing.T) {
 	}
 }
 
-// publishedPair is one "'key', row.column" of PublishExpr's task object.
-var publishedPair = regexp.MustCompile(`'(\w+)', row\.(\w+)`)
+// publishedPair is one "'key', t.column" of notifyExpr's task object.
+var publishedPair = regexp.MustCompile(`'(\w+)', t\.(\w+)`)
 
-// TestPublishExprBuildsTheWireTaskFromEveryColumn pins the
+// TestTheNotificationBuildsTheWireTaskFromEveryColumn pins the
 // json_build_object PostgreSQL runs to wireTask's JSON names: each column
 // of the model, under its JSON name, and nothing else, so that what the
 // statement notifies decodes as what encodeChange would have sent.
-func TestPublishExprBuildsTheWireTaskFromEveryColumn(t *testing.T) {
+func TestTheNotificationBuildsTheWireTaskFromEveryColumn(t *testing.T) {
 	t.Parallel()
-	expr, ok := (&Postgres{}).PublishExpr(model.ChangeCreated, "alice", "row", func(any) string { return "?" })
-	if !ok {
-		t.Fatal("PublishExpr declined a short user id")
-	}
+	expr := newWriter(DefaultChannel).notifyExpr(model.ChangeCreated, func(any) string { return "?" })
 	_, object, found := strings.Cut(expr, "'task', json_build_object(")
 	if !found {
 		t.Fatalf("no task object in %s", expr)
@@ -155,7 +152,7 @@ func TestPublishExprBuildsTheWireTaskFromEveryColumn(t *testing.T) {
 		columns = append(columns, f.Name)
 		key := jsonName(f.Name)
 		if col, ok := got[key]; !ok {
-			t.Errorf("the statement's payload lacks %q: add '%s', row.%s to PublishExpr's json_build_object", key, key, f.Name)
+			t.Errorf("the statement's payload lacks %q: add '%s', t.%s to notifyExpr's json_build_object", key, key, f.Name)
 		} else if col != f.Name {
 			t.Errorf("the statement's payload has %q from the column %s, want %s", key, col, f.Name)
 		}

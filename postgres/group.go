@@ -1,10 +1,12 @@
-package model
+package postgres
 
 import (
 	"context"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/taskql/server/model"
 )
 
 // Grouping of concurrent creates into one statement.
@@ -19,8 +21,9 @@ const (
 	groupTimeout = 30 * time.Second
 )
 
-// createGroups inserts the tasks of concurrent createTask calls with one
-// statement, where each would otherwise commit alone. PostgreSQL sends a
+// createGroups inserts the tasks of concurrent createTask calls (items of
+// type T: a model.Create, a title in the tests) with one statement, where
+// each would otherwise commit alone. PostgreSQL sends a
 // transaction's notifications while it holds a database-wide lock across
 // the commit's flush to disk, so committing transactions that notify take
 // turns: on the benchmark machine, pgbench's INSERT with a pg_notify
@@ -32,29 +35,30 @@ const (
 // Nobody waits for a group to fill: the first caller runs its statement at
 // once, and whoever arrives while maxGroupsInFlight statements run joins
 // the next one. Under light load every statement holds one task.
-type createGroups struct {
+type createGroups[T any] struct {
 	mu       sync.Mutex
-	pending  []*pendingCreate
+	pending  []*pendingCreate[T]
 	inFlight int
 }
 
 // pendingCreate is one createTask call waiting for its statement.
-type pendingCreate struct {
-	ctx       context.Context
-	userID    string
-	title     string
-	desc      *string
-	completed bool
+type pendingCreate[T any] struct {
+	ctx  context.Context
+	item T
 
 	done chan struct{} // closed when task or err is set
-	task *Task
+	task *model.Task
 	err  error
 }
 
-// create adds p to the next statement and waits for its outcome; insert
-// runs a statement for a group.
-func (g *createGroups) create(p *pendingCreate, insert func(context.Context, []*pendingCreate) ([]*Task, error)) (*Task, error) {
-	p.done = make(chan struct{})
+// insertFunc runs the statement of a group, whose items it is given in
+// order, and returns their tasks in the same order.
+type insertFunc[T any] func(ctx context.Context, items []T) ([]*model.Task, error)
+
+// create adds item, the create of the caller whose context is ctx, to the
+// next statement and waits for its outcome.
+func (g *createGroups[T]) create(ctx context.Context, item T, insert insertFunc[T]) (*model.Task, error) {
+	p := &pendingCreate[T]{ctx: ctx, item: item, done: make(chan struct{})}
 	g.mu.Lock()
 	g.pending = append(g.pending, p)
 	lead := g.inFlight < maxGroupsInFlight
@@ -77,7 +81,7 @@ func (g *createGroups) create(p *pendingCreate, insert func(context.Context, []*
 // caller (own not nil) leads only until its own create has run, then
 // hands what is still pending to a goroutine, so that it never serves
 // others after its own answer is ready.
-func (g *createGroups) lead(own *pendingCreate, insert func(context.Context, []*pendingCreate) ([]*Task, error)) {
+func (g *createGroups[T]) lead(own *pendingCreate[T], insert insertFunc[T]) {
 	for {
 		group := g.take()
 		if group == nil {
@@ -106,10 +110,10 @@ func (g *createGroups) lead(own *pendingCreate, insert func(context.Context, []*
 
 // take removes up to maxGroup pending creates whose callers still wait,
 // or, when none is left, ends the caller's turn and returns nil.
-func (g *createGroups) take() []*pendingCreate {
+func (g *createGroups[T]) take() []*pendingCreate[T] {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	var group []*pendingCreate
+	var group []*pendingCreate[T]
 	for len(g.pending) > 0 && len(group) < maxGroup {
 		p := g.pending[0]
 		g.pending[0] = nil
@@ -132,7 +136,7 @@ func (g *createGroups) take() []*pendingCreate {
 // stopped waiting (their requests timed out or went away), as a caller's
 // own statement would be, so that a stalled database does not keep
 // connections busy for nobody.
-func (g *createGroups) run(group []*pendingCreate, insert func(context.Context, []*pendingCreate) ([]*Task, error)) {
+func (g *createGroups[T]) run(group []*pendingCreate[T], insert insertFunc[T]) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(group[0].ctx), groupTimeout)
 	defer cancel()
 	finished := make(chan struct{})
@@ -147,7 +151,11 @@ func (g *createGroups) run(group []*pendingCreate, insert func(context.Context, 
 		}
 		cancel()
 	}()
-	tasks, err := insert(ctx, group)
+	items := make([]T, len(group))
+	for i, p := range group {
+		items[i] = p.item
+	}
+	tasks, err := insert(ctx, items)
 	if err == nil && len(tasks) != len(group) {
 		err = fmt.Errorf("inserted %d tasks for %d creates", len(tasks), len(group))
 	}

@@ -1,4 +1,4 @@
-package model
+package postgres
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/taskql/server/model"
 )
 
 // fakeInserts stands in for the statement of a group: it records each
@@ -22,7 +24,7 @@ type fakeInserts struct {
 	short   bool // return one task too few
 }
 
-func (f *fakeInserts) insert(ctx context.Context, group []*pendingCreate) ([]*Task, error) {
+func (f *fakeInserts) insert(ctx context.Context, group []string) ([]*model.Task, error) {
 	f.mu.Lock()
 	f.started++
 	f.mu.Unlock()
@@ -30,18 +32,14 @@ func (f *fakeInserts) insert(ctx context.Context, group []*pendingCreate) ([]*Ta
 		<-f.gate
 	}
 	f.mu.Lock()
-	titles := make([]string, len(group))
-	for i, p := range group {
-		titles[i] = p.title
-	}
-	f.groups = append(f.groups, titles)
+	f.groups = append(f.groups, group)
 	f.mu.Unlock()
 	if f.err != nil {
 		return nil, f.err
 	}
-	tasks := make([]*Task, len(group))
-	for i, p := range group {
-		tasks[i] = &Task{ID: int64(i + 1), UserID: p.userID, Title: p.title}
+	tasks := make([]*model.Task, len(group))
+	for i, title := range group {
+		tasks[i] = &model.Task{ID: int64(i + 1), UserID: "u", Title: title}
 	}
 	if f.short {
 		tasks = tasks[1:]
@@ -60,18 +58,18 @@ func (f *fakeInserts) sizes() []int {
 }
 
 type createResult struct {
-	task *Task
+	task *model.Task
 	err  error
 }
 
 // startCreates starts n creates with titles prefix0…, each in its own
 // goroutine, and returns their results in title order.
-func startCreates(ctx context.Context, g *createGroups, f *fakeInserts, prefix string, n int) []chan createResult {
+func startCreates(ctx context.Context, g *createGroups[string], f *fakeInserts, prefix string, n int) []chan createResult {
 	out := make([]chan createResult, n)
 	for i := range n {
 		out[i] = make(chan createResult, 1)
 		go func() {
-			t, err := g.create(&pendingCreate{ctx: ctx, userID: "u", title: fmt.Sprintf("%s%d", prefix, i)}, f.insert)
+			t, err := g.create(ctx, fmt.Sprintf("%s%d", prefix, i), f.insert)
 			out[i] <- createResult{t, err}
 		}()
 	}
@@ -99,7 +97,7 @@ func waitFor(t *testing.T, what string, mu *sync.Mutex, cond func() bool) {
 // blockStatements starts maxGroupsInFlight creates, which lead, and waits
 // until each waits in its statement at f's gate: creates started after
 // that queue.
-func blockStatements(t *testing.T, g *createGroups, f *fakeInserts) []chan createResult {
+func blockStatements(t *testing.T, g *createGroups[string], f *fakeInserts) []chan createResult {
 	t.Helper()
 	f.gate = make(chan struct{})
 	var first []chan createResult
@@ -112,16 +110,16 @@ func blockStatements(t *testing.T, g *createGroups, f *fakeInserts) []chan creat
 }
 
 // waitPending waits until n creates are queued behind running statements.
-func waitPending(t *testing.T, g *createGroups, n int) {
+func waitPending(t *testing.T, g *createGroups[string], n int) {
 	t.Helper()
 	waitFor(t, fmt.Sprintf("%d pending creates", n), &g.mu, func() bool { return len(g.pending) == n })
 }
 
 func TestALoneCreateRunsAtOnceInAGroupOfOne(t *testing.T) {
-	var g createGroups
+	var g createGroups[string]
 	f := &fakeInserts{}
 	for i := range 3 {
-		task, err := g.create(&pendingCreate{ctx: context.Background(), userID: "u", title: fmt.Sprint(i)}, f.insert)
+		task, err := g.create(context.Background(), fmt.Sprint(i), f.insert)
 		if err != nil || task.Title != fmt.Sprint(i) {
 			t.Fatalf("create %d: %+v, %v", i, task, err)
 		}
@@ -145,7 +143,7 @@ func TestCreatesArrivingWhileStatementsRunShareTheNextOnes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var g createGroups
+			var g createGroups[string]
 			f := &fakeInserts{}
 			first := blockStatements(t, &g, f)
 			rest := startCreates(context.Background(), &g, f, "rest", tt.waiting)
@@ -170,7 +168,7 @@ func TestCreatesArrivingWhileStatementsRunShareTheNextOnes(t *testing.T) {
 }
 
 func TestEachCreateGetsItsOwnTaskFromItsGroup(t *testing.T) {
-	var g createGroups
+	var g createGroups[string]
 	f := &fakeInserts{}
 	first := blockStatements(t, &g, f)
 	rest := startCreates(context.Background(), &g, f, "rest", 50)
@@ -191,7 +189,7 @@ func TestAFailedStatementFailsEveryCreateOfItsGroup(t *testing.T) {
 		{err: errors.New("database is down")},
 		{short: true},
 	} {
-		var g createGroups
+		var g createGroups[string]
 		first := blockStatements(t, &g, f)
 		rest := startCreates(context.Background(), &g, f, "rest", 5)
 		waitPending(t, &g, 5)
@@ -205,7 +203,7 @@ func TestAFailedStatementFailsEveryCreateOfItsGroup(t *testing.T) {
 }
 
 func TestACreateWhoseContextEndsWhileQueuedIsLeftOut(t *testing.T) {
-	var g createGroups
+	var g createGroups[string]
 	f := &fakeInserts{}
 	first := blockStatements(t, &g, f)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -235,23 +233,23 @@ func TestACreateWhoseContextEndsWhileQueuedIsLeftOut(t *testing.T) {
 	}
 }
 
-func (g *createGroups) inFlightNow() int {
+func (g *createGroups[T]) inFlightNow() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.inFlight
 }
 
 func TestAGroupsStatementIsCancelledOnlyWhenAllItsCallersHaveGone(t *testing.T) {
-	var g createGroups
+	var g createGroups[string]
 	started := make(chan context.Context, maxGroupsInFlight+1)
 	releaseFirst, release := make(chan struct{}), make(chan struct{})
 	defer close(release)
 	// The first statements wait for releaseFirst; the group of "t"
 	// creates waits for release or its context's end.
-	insert := func(ctx context.Context, group []*pendingCreate) ([]*Task, error) {
+	insert := func(ctx context.Context, group []string) ([]*model.Task, error) {
 		started <- ctx
 		wait := release
-		if group[0].title == "first" {
+		if group[0] == "first" {
 			wait = releaseFirst
 		}
 		select {
@@ -259,12 +257,12 @@ func TestAGroupsStatementIsCancelledOnlyWhenAllItsCallersHaveGone(t *testing.T) 
 			return nil, ctx.Err()
 		case <-wait:
 		}
-		return make([]*Task, len(group)), nil
+		return make([]*model.Task, len(group)), nil
 	}
 	results := make(chan error, maxGroupsInFlight+2)
 	start := func(ctx context.Context, title string) {
 		go func() {
-			_, err := g.create(&pendingCreate{ctx: ctx, userID: "u", title: title}, insert)
+			_, err := g.create(ctx, title, insert)
 			results <- err
 		}()
 	}

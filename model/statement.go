@@ -1,12 +1,102 @@
+// Statements on the task table are built by Bun and sent with their values
+// bound, and their rows are scanned into Task by position, here.
+//
+// Why not Bun's own Exec and Scan: Bun writes each value into the text of
+// the statement, so every call would be a new statement that PostgreSQL
+// parses and plans again, and pgx could reuse nothing; with the values
+// bound ($N placeholders), the text of a query is the same from call to
+// call, pgx prepares it once per connection and PostgreSQL reuses the plan
+// (except for a page, which plans per call: binds.planPerCall). And Bun's
+// scanning finds a scanner per column by reflection for every row, a fifth
+// of the CPU of a page request in the profile (bench/README.md), where the
+// typed destinations of scanTasks need none. Bun still builds every
+// statement (owner.go); this file only binds, sends and reads.
 package model
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
+
+	"github.com/taskql/server/database"
 )
+
+// binds collects the values of one statement and puts a placeholder in the
+// SQL text in their place; both drivers read $N as the N-th argument.
+type binds struct {
+	sqlite bool
+	args   []any
+	// planPerCall asks PostgreSQL for a plan made for these values
+	// (database.PlanPerCall).
+	planPerCall bool
+	// health receives the outcome of the statement.
+	health *Health
+}
+
+// binds starts the values of a statement; only owned calls it, so that
+// every statement on the task table starts with its owner's predicate.
+func (s *Tasks) binds() binds {
+	return binds{sqlite: s.db.Dialect().Name() == dialect.SQLite, args: make([]any, 0, 8), health: s.health}
+}
+
+// report tells health how the statement went: whether the database
+// answered it.
+func (b *binds) report(ctx context.Context, err error) {
+	if b.health != nil {
+		b.health.Report(ctx, err)
+	}
+}
+
+// add binds v and returns its placeholder, for a Bun query's "?".
+func (b *binds) add(v any) bun.Safe {
+	b.args = append(b.args, v)
+	return bun.Safe("$" + strconv.Itoa(len(b.args)))
+}
+
+// typed binds v as a value of the PostgreSQL type pgType, for where
+// PostgreSQL cannot infer the type (a row comparison) or would infer a
+// narrower one (an id compared with the int4 column: an id beyond its
+// range must match no task rather than fail to encode). SQLite needs no
+// type; it would read most type names as NUMERIC.
+func (b *binds) typed(v any, pgType string) bun.Safe {
+	p := b.add(v)
+	if b.sqlite {
+		return p
+	}
+	return p + bun.Safe("::"+pgType)
+}
+
+// id binds a task id.
+func (b *binds) id(id int64) bun.Safe { return b.typed(id, "bigint") }
+
+// time binds t as the task table stores times: a timestamptz on
+// PostgreSQL, fixed-width UTC text on SQLite (see sqliteTimeLayout).
+func (b *binds) time(t time.Time) bun.Safe {
+	if b.sqlite {
+		return b.add(t.UTC().Format(sqliteTimeLayout))
+	}
+	return b.typed(t.UTC(), "timestamptz")
+}
+
+// Querier runs a statement with bound values: the pool (bun.DB's DB) or a
+// transaction (bun.Tx's Tx).
+type Querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// queryArgs are the arguments of the statement for database/sql.
+func (b *binds) queryArgs() []any {
+	if b.planPerCall && !b.sqlite {
+		return append([]any{database.PlanPerCall}, b.args...)
+	}
+	return b.args
+}
 
 // taskColumns are the task table's columns in the order of Task's fields,
 // the order scanTasks reads them in; statements that change tasks return
@@ -14,11 +104,7 @@ import (
 const taskColumns = `id, user_id, title, description, completed, created_at, updated_at`
 
 // scanTasks reads every row of rows, which has taskColumns and then one
-// column per extra destination. A page is the hot path of the server:
-// Bun's scanning finds a scanner per column by reflection for every row, a
-// fifth of the CPU of a page request in the profile (bench/README.md),
-// where these typed destinations need none. The tasks share one
-// allocation.
+// column per extra destination. The tasks share one allocation.
 func scanTasks(rows *sql.Rows, capacity int, extra ...any) ([]*Task, error) {
 	defer rows.Close()
 	all := make([]Task, 0, capacity)

@@ -1,4 +1,4 @@
-package events
+package postgres
 
 import (
 	"context"
@@ -9,10 +9,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/taskql/server/database"
+	"github.com/taskql/server/events"
 	"github.com/taskql/server/model"
 )
 
@@ -25,7 +24,7 @@ const maxChannelLength = 63
 // Timing of the listener.
 const (
 	// DefaultLinger is how long LISTEN stays open after the last
-	// subscriber leaves, when Postgres.Linger is zero: a client that
+	// subscriber leaves, when Bus.Linger is zero: a client that
 	// resubscribes at once (a page reload) finds it open.
 	DefaultLinger         = 10 * time.Second
 	defaultHealthInterval = 30 * time.Second
@@ -35,12 +34,9 @@ const (
 	connectTimeout = 30 * time.Second
 )
 
-// Postgres is the bus of instances that share a PostgreSQL database. A
-// mutation sends its changes with pg_notify in the statement that makes
-// them (PublishExpr), or in its transaction (PublishTx): PostgreSQL
-// delivers them only if it commits, and in commit order, with no round
-// trip after the commit. NOTIFY works through a transaction-mode pooler
-// such as Neon's.
+// Bus is the event bus of instances that share a PostgreSQL database: the
+// LISTEN side of what Writer sends with NOTIFY. PostgreSQL delivers the
+// changes of a mutation only if it commits, and in commit order.
 //
 // An instance LISTENs only while it has subscribers, so that an idle
 // server holds no connection and sends nothing, and a serverless database
@@ -57,8 +53,8 @@ const (
 // would otherwise wake the database that just let the connection go.
 //
 // Set the fields, then call Start; Close stops listening.
-type Postgres struct {
-	Hub
+type Bus struct {
+	events.Hub
 
 	// URL is a direct (non-pooled) connection URL: DATABASE_DIRECT_URL.
 	URL string
@@ -96,86 +92,33 @@ type listener struct {
 	// ready is closed once LISTEN is in place, or err says why it is not.
 	ready chan struct{}
 	err   error
-	// open is set once LISTEN is in place; guarded by Postgres.mu.
+	// open is set once LISTEN is in place; guarded by Bus.mu.
 	open bool
 	// cancel closes the connection.
 	cancel context.CancelFunc
 	// linger closes the listener when it has had no subscriber for
-	// Linger; guarded by Postgres.mu.
+	// Linger; guarded by Bus.mu.
 	linger *time.Timer
 }
 
-var _ Bus = (*Postgres)(nil)
+var _ events.Bus = (*Bus)(nil)
 
-// PublishTx sends changes with pg_notify in the mutation's transaction,
-// for a change PublishExpr declined.
-func (p *Postgres) PublishTx(ctx context.Context, tx bun.Tx, changes []*model.TaskChange) error {
-	var payloads []string
-	for _, c := range changes {
-		payload, err := encodeChange(c)
-		if err != nil {
-			return err
-		}
-		payloads = append(payloads, splitPayload(payload, MaxPayload)...)
-	}
-	// One statement for any number of changes (deleteCompletedTasks may
-	// have many), sent in the array's order (the plan is the function scan
-	// itself, in ordinality order; a volatile function of the select list
-	// is never evaluated before a sort).
-	_, err := tx.ExecContext(ctx, "SELECT pg_notify(?, n.p) FROM unnest(?::text[]) WITH ORDINALITY AS n(p, i) ORDER BY n.i",
-		p.channel(), pgdialect.Array(payloads))
-	if err != nil {
-		return fmt.Errorf("pg_notify: %w", err)
-	}
-	return nil
-}
-
-// maxStatementChange bounds the payload of a change published by
-// PublishExpr, without its user id: a title and description of the most
-// characters the table admits, each escaped as six bytes (a control
-// character as \u00XX), and room for the names, id, flag and times.
-// PublishExpr cannot split a payload, so it declines a user id that could
-// make one too long.
-const maxStatementChange = 6*(model.MaxTitleLength+model.MaxDescriptionLength) + 512
-
-var _ model.StatementPublisher = (*Postgres)(nil)
-
-// PublishExpr returns a pg_notify of the change, encoded by PostgreSQL in
-// the format of encodeChange, for the mutation's own statement: one
-// statement per mutation instead of a transaction of four (see
-// model.StatementPublisher).
-func (p *Postgres) PublishExpr(kind model.ChangeKind, userID, row string, bind func(any) string) (string, bool) {
-	if maxStatementChange+6*len(userID) > MaxPayload {
-		return "", false
-	}
-	col := func(name string) string { return row + "." + name }
-	return "pg_notify(" + bind(p.channel()) + ", json_build_object(" +
-		"'kind', " + bind(string(kind)) + "::text, " +
-		"'task', json_build_object(" +
-		"'id', " + col("id") + ", " +
-		"'userId', " + col("user_id") + ", " +
-		"'title', " + col("title") + ", " +
-		"'description', " + col("description") + ", " +
-		"'completed', " + col("completed") + ", " +
-		"'createdAt', " + col("created_at") + ", " +
-		"'updatedAt', " + col("updated_at") + "))::text)", true
-}
-
-// Publish does nothing: this instance hears its own changes through
-// LISTEN, like the others, so there is one path and one order.
-func (*Postgres) Publish([]*model.TaskChange) {}
+// Writer returns the writer whose mutations notify on b's channel (see
+// Writer), for the task store (model.Tasks.WriteWith). Each call returns a
+// writer of its own; a store needs one.
+func (b *Bus) Writer() model.Writer { return newWriter(b.channel()) }
 
 // Start checks the configuration and opens LISTEN once, so that a wrong
 // URL fails at boot rather than leaving subscriptions to fail later. That
 // connection lingers like one whose last subscriber left, then closes.
-func (p *Postgres) Start(ctx context.Context) error {
+func (p *Bus) Start(ctx context.Context) error {
 	if len(p.channel()) > maxChannelLength {
-		return fmt.Errorf("events: channel name %q is longer than PostgreSQL's %d bytes", p.channel(), maxChannelLength)
+		return fmt.Errorf("postgres: channel name %q is longer than PostgreSQL's %d bytes", p.channel(), maxChannelLength)
 	}
 	p.mu.Lock()
 	if p.started {
 		p.mu.Unlock()
-		return errors.New("events: Postgres bus already started")
+		return errors.New("postgres: bus already started")
 	}
 	config, err := database.PostgresConfig(p.URL)
 	if err != nil {
@@ -184,7 +127,7 @@ func (p *Postgres) Start(ctx context.Context) error {
 	}
 	p.config = config
 	p.started = true
-	p.Hub.onEmpty = p.lastLeft
+	p.Hub.OnEmpty = p.lastLeft
 	p.mu.Unlock()
 
 	l, err := p.acquire()
@@ -204,7 +147,7 @@ func (p *Postgres) Start(ctx context.Context) error {
 // LISTEN is in place: opened by this call if no subscription holds it
 // open. Every change committed after it returns reaches the subscription,
 // or the subscription ends with a model.EEVENTSMISSED error.
-func (p *Postgres) Subscribe(ctx context.Context) (*Subscription, error) {
+func (p *Bus) Subscribe(ctx context.Context) (*events.Subscription, error) {
 	if _, ok := model.ViewerFromContext(ctx); !ok {
 		return nil, model.Unauthenticated()
 	}
@@ -239,7 +182,7 @@ func (p *Postgres) Subscribe(ctx context.Context) (*Subscription, error) {
 
 // Close stops listening, waits for the listener to finish and ends every
 // subscription.
-func (p *Postgres) Close() {
+func (p *Bus) Close() {
 	p.mu.Lock()
 	p.closed = true
 	if l := p.cur; l != nil {
@@ -256,27 +199,27 @@ func (p *Postgres) Close() {
 
 // Listening reports whether LISTEN is in place now. It is not while the
 // bus has had no subscriber for Linger.
-func (p *Postgres) Listening() bool {
+func (p *Bus) Listening() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.cur != nil && p.cur.open
 }
 
-func (p *Postgres) channel() string {
+func (p *Bus) channel() string {
 	if p.Channel == "" {
 		return DefaultChannel
 	}
 	return p.Channel
 }
 
-func (p *Postgres) logger() *slog.Logger {
+func (p *Bus) logger() *slog.Logger {
 	if p.Logger == nil {
 		return slog.Default()
 	}
 	return p.Logger
 }
 
-func (p *Postgres) linger() time.Duration {
+func (p *Bus) linger() time.Duration {
 	if p.Linger <= 0 {
 		return DefaultLinger
 	}
@@ -284,14 +227,14 @@ func (p *Postgres) linger() time.Duration {
 }
 
 // acquire returns the current listener, starting one if there is none.
-func (p *Postgres) acquire() (*listener, error) {
+func (p *Bus) acquire() (*listener, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
 	case p.closed:
-		return nil, ErrClosed
+		return nil, events.ErrClosed
 	case !p.started:
-		return nil, errors.New("events: Postgres bus used before Start")
+		return nil, errors.New("postgres: bus used before Start")
 	case p.cur != nil:
 		return p.cur, nil
 	}
@@ -310,7 +253,7 @@ func (p *Postgres) acquire() (*listener, error) {
 // run opens l's connection, LISTENs and delivers what it hears until ctx
 // ends (the listener lingered with no subscriber, or the bus closed) or
 // the connection fails.
-func (p *Postgres) run(ctx context.Context, l *listener) {
+func (p *Bus) run(ctx context.Context, l *listener) {
 	connectCtx, cancel := context.WithTimeout(ctx, connectTimeout)
 	conn, err := p.listen(connectCtx)
 	cancel()
@@ -345,7 +288,7 @@ func (p *Postgres) run(ctx context.Context, l *listener) {
 	ended := 0
 	if p.cur == l {
 		p.cur = nil
-		ended = p.Hub.endAll(model.EventsMissed(0))
+		ended = p.Hub.EndAll(model.EventsMissed(0))
 	}
 	l.open = false
 	if l.linger != nil {
@@ -358,7 +301,7 @@ func (p *Postgres) run(ctx context.Context, l *listener) {
 
 // lastLeft starts the linger of the open listener: the hub calls it when
 // its last subscription ends.
-func (p *Postgres) lastLeft() {
+func (p *Bus) lastLeft() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if l := p.cur; l != nil && l.open && p.Hub.Subscribers() == 0 {
@@ -367,7 +310,7 @@ func (p *Postgres) lastLeft() {
 }
 
 // lingerLocked closes l after Linger unless a subscriber comes first.
-func (p *Postgres) lingerLocked(l *listener) {
+func (p *Bus) lingerLocked(l *listener) {
 	if l.linger != nil {
 		l.linger.Reset(p.linger())
 		return
@@ -384,7 +327,7 @@ func (p *Postgres) lingerLocked(l *listener) {
 }
 
 // listen opens the listening connection.
-func (p *Postgres) listen(ctx context.Context) (*pgx.Conn, error) {
+func (p *Bus) listen(ctx context.Context) (*pgx.Conn, error) {
 	conn, err := pgx.ConnectConfig(ctx, p.config)
 	if err != nil {
 		return nil, fmt.Errorf("listen for task changes: connect: %w", err)
@@ -399,7 +342,7 @@ func (p *Postgres) listen(ctx context.Context) (*pgx.Conn, error) {
 // receive delivers the notifications of conn until it fails or ctx is
 // done. A connection quiet for HealthInterval is pinged: one that died
 // without closing (a vanished host) would otherwise wait forever.
-func (p *Postgres) receive(ctx context.Context, conn *pgx.Conn) error {
+func (p *Bus) receive(ctx context.Context, conn *pgx.Conn) error {
 	interval := p.HealthInterval
 	if interval <= 0 {
 		interval = defaultHealthInterval

@@ -1,4 +1,17 @@
-package events
+package postgres
+
+// The payload of a notification is the whole change: the task row as it is
+// after the change (as it was, for DELETED), so that a listener needs no
+// query. The alternative, notifying only the kind and the id and reading
+// the row back, was weighed and kept out: a deleted row cannot be read
+// back, and every instance would query the database once per change it
+// hears, where now only the writer touches it. A change can be longer
+// than a notification admits (MaxPayload) only when the user id is long
+// (about 50 characters or more, with a title and description of the most
+// characters, each escaped as six bytes): Writer then sends it in a
+// transaction, split into chunks (splitPayload) that Bus puts back
+// together (assembler). Better Auth's ids are 32 characters; the chunks
+// exist so that any id a token may carry still works.
 
 import (
 	"bytes"
@@ -44,11 +57,7 @@ type wireTask struct {
 }
 
 // encodeChange is c as compact JSON. HTML escaping is off: it would spell
-// each <, > and & as six bytes. Worst case, every code point of the title
-// and description takes six bytes (a control character escaped as
-// \u00XX), so a change is at most 200×6 + 1000×6 + about 200 bytes of
-// names, numbers and times, plus the user id: under MaxPayload for any
-// user id of up to 64 code points. Longer ones are split by splitPayload.
+// each <, > and & as six bytes.
 func encodeChange(c *model.TaskChange) (string, error) {
 	t := c.Task
 	w := wireChange{Kind: c.Kind, Task: wireTask{

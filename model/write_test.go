@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,50 +20,28 @@ import (
 	"github.com/taskql/server/testutil"
 )
 
-// recorder is a model.Publisher that records what the store publishes,
-// and checks that PublishTx runs inside the transaction that made the
-// changes.
+// recorder is a model.Publisher that records what the store publishes.
 type recorder struct {
-	t *testing.T
-	// failTx, when set, is returned by PublishTx.
-	failTx error
-	// block, when set, holds PublishTx until it is closed.
+	// block, when set, holds Publish until it is closed.
 	block chan struct{}
-	// inTxHook, when set, is called by PublishTx; Publish of a task
-	// titled slowTitle takes 100ms, as if its goroutine were preempted.
-	inTxHook  func()
-	slowTitle string
+	// publishing, when set, is closed by the first Publish; Publish of a
+	// task titled slowTitle takes 100ms, as if its goroutine were
+	// preempted.
+	publishing chan struct{}
+	slowTitle  string
 
 	mu        sync.Mutex
-	inTx      []*model.TaskChange
 	published []*model.TaskChange
 }
 
-func (r *recorder) PublishTx(ctx context.Context, tx bun.Tx, changes []*model.TaskChange) error {
+func (r *recorder) Publish(changes []*model.TaskChange) {
 	if r.block != nil {
 		<-r.block
 	}
-	for _, c := range changes {
-		// The transaction sees its own write: a created or updated row
-		// is there, a deleted one is gone.
-		n, err := tx.NewSelect().Model((*model.Task)(nil)).Where("id = ?", c.Task.ID).Count(ctx)
-		if err != nil {
-			r.t.Errorf("PublishTx: query in the transaction: %v", err)
-		}
-		if want := map[bool]int64{true: 0, false: 1}[c.Kind == model.ChangeDeleted]; n != want {
-			r.t.Errorf("PublishTx of %s task %d: the transaction has %d such rows, want %d", c.Kind, c.Task.ID, n, want)
-		}
+	if r.publishing != nil {
+		close(r.publishing)
+		r.publishing = nil
 	}
-	if r.inTxHook != nil {
-		r.inTxHook()
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.inTx = append(r.inTx, changes...)
-	return r.failTx
-}
-
-func (r *recorder) Publish(changes []*model.TaskChange) {
 	if r.slowTitle != "" && changes[0].Task.Title == r.slowTitle {
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -69,24 +50,20 @@ func (r *recorder) Publish(changes []*model.TaskChange) {
 	r.published = append(r.published, changes...)
 }
 
-// take returns and forgets what was published after commit, checking that
-// PublishTx saw the same.
+// take returns and forgets what was published.
 func (r *recorder) take() []*model.TaskChange {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	got := r.published
-	if !reflect.DeepEqual(r.inTx, got) {
-		r.t.Errorf("PublishTx saw %d changes, Publish %d", len(r.inTx), len(got))
-	}
-	r.inTx, r.published = nil, nil
+	r.published = nil
 	return got
 }
 
 func TestStorePublishesEachCommittedChange(t *testing.T) {
 	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
 		s := newTasks(t, db)
-		rec := &recorder{t: t}
-		s.PublishTo(rec)
+		rec := &recorder{}
+		s.WriteWith(model.NewSerialWriter(rec))
 		ctx := testutil.AsUser("alice")
 
 		type want struct {
@@ -153,33 +130,11 @@ func TestStorePublishesEachCommittedChange(t *testing.T) {
 	})
 }
 
-func TestStoreRollsBackWhenPublishingFails(t *testing.T) {
-	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
-		s := newTasks(t, db)
-		rec := &recorder{t: t, failTx: errors.New("bus down")}
-		s.PublishTo(rec)
-		ctx := testutil.AsUser("alice")
-		_, err := s.Create(ctx, model.CreateTaskInput{Title: "never"})
-		if err == nil || !bytes.Contains([]byte(err.Error()), []byte("bus down")) {
-			t.Fatalf("Create: %v, want the publisher's error", err)
-		}
-		rec.mu.Lock()
-		published := len(rec.published)
-		rec.mu.Unlock()
-		if published != 0 {
-			t.Fatalf("a rolled-back change reached Publish")
-		}
-		if st, err := s.Stats(ctx); err != nil || st.Total != 0 {
-			t.Fatalf("the task was kept: %+v, %v", st, err)
-		}
-	})
-}
-
 func TestSQLiteWritersTakeTurns(t *testing.T) {
 	db := testutil.NewDB(t, testutil.SQLite)
 	s := newTasks(t, db)
-	rec := &recorder{t: t}
-	s.PublishTo(rec)
+	rec := &recorder{}
+	s.WriteWith(model.NewSerialWriter(rec))
 	ctx := testutil.AsUser("alice")
 
 	// Many writers at once: none sees "database is locked", and changes
@@ -231,15 +186,11 @@ func TestSQLitePublishesInCommitOrderEvenWhenPublishIsSlow(t *testing.T) {
 	s := newTasks(t, db)
 	ctx := testutil.AsUser("alice")
 	first := make(chan struct{})
-	rec := &recorder{t: t, slowTitle: "first"}
-	rec.inTxHook = func() {
-		rec.inTxHook = nil // the first writer only; the second waits for the lock
-		close(first)
-	}
-	s.PublishTo(rec)
+	rec := &recorder{publishing: first, slowTitle: "first"}
+	s.WriteWith(model.NewSerialWriter(rec))
 
-	// The first writer is about to commit, then slow to publish; the
-	// second commits after it and must not publish before it.
+	// The first writer has committed and is slow to publish; the second
+	// commits after it and must not publish before it.
 	done := make(chan error)
 	go func() {
 		_, err := s.Create(ctx, model.CreateTaskInput{Title: "first"})
@@ -279,100 +230,149 @@ func TestChangeKindGraphQL(t *testing.T) {
 	wantInvalid(t, k.UnmarshalGQL(3), "kind")
 }
 
-// statementRecorder is a model.StatementPublisher that publishes within the
-// statement for every user but declined, whose changes take the
-// transaction (recorded by the embedded recorder).
-type statementRecorder struct {
-	*recorder
-	declined string
-
+// wrapping is a model.Writer that runs each mutation inside a statement
+// of its own, as package postgres does, and records what it ran.
+type wrapping struct {
 	mu    sync.Mutex
-	exprs int
+	texts []string
 }
 
-func (r *statementRecorder) PublishExpr(kind model.ChangeKind, userID, row string, bind func(any) string) (string, bool) {
-	if userID == r.declined {
-		return "", false
+func (w *wrapping) Write(ctx context.Context, m *model.Mutation) ([]*model.Task, error) {
+	text := "WITH t AS (" + m.SQL() + ") SELECT t.*, t.id::text || " + m.Bind("-"+string(m.Kind())) + " FROM t ORDER BY t.id"
+	w.mu.Lock()
+	w.texts = append(w.texts, text)
+	w.mu.Unlock()
+	var tag string
+	tasks, err := m.Run(ctx, m.DB().DB, text, &tag)
+	if err == nil && len(tasks) > 0 && tag != strconv.FormatInt(tasks[len(tasks)-1].ID, 10)+"-"+string(m.Kind()) {
+		return nil, fmt.Errorf("the extra column read %q", tag)
 	}
-	r.mu.Lock()
-	r.exprs++
-	r.mu.Unlock()
-	// A value of the row and a bound value, as pg_notify's would be.
-	return "(" + row + ".id::text || " + bind(string(kind)) + "::text)", true
+	return tasks, err
 }
 
-func TestAStatementPublisherPublishesWithinEachMutation(t *testing.T) {
+func (w *wrapping) Create(ctx context.Context, c *model.Create) (*model.Task, error) {
+	m, err := model.Insert([]*model.Create{c})
+	if err != nil {
+		return nil, err
+	}
+	tasks, err := w.Write(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	return tasks[0], nil
+}
+
+func TestAWriterRunsEachMutationInsideAStatementOfItsOwn(t *testing.T) {
 	t.Parallel()
 	db := testutil.NewDB(t, testutil.Postgres)
 	s := newTasks(t, db)
-	r := &statementRecorder{recorder: &recorder{t: t}, declined: "declined"}
-	s.PublishTo(r)
+	w := &wrapping{}
+	s.WriteWith(w)
 	ctx := testutil.AsUser("alice")
 
-	// Concurrent creates, grouped into shared statements: each caller gets
-	// its own task, and every task is stored.
-	const n = 60
-	created := make([]*model.Task, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			created[i], errs[i] = s.Create(ctx, model.CreateTaskInput{Title: "task " + strconv.Itoa(i), Completed: testutil.Ptr(i%2 == 0)})
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	created := mustCreate(t, s, ctx, model.CreateTaskInput{Title: "a", Completed: testutil.Ptr(true)})
+	sameTask(t, "stored task", rawRow(t, db, created.ID), created)
+	mustCreate(t, s, ctx, model.CreateTaskInput{Title: "b", Completed: testutil.Ptr(true)})
+	if _, err := s.Toggle(ctx, idOf(created)); err != nil {
 		t.Fatal(err)
 	}
-	for i, task := range created {
-		if task.Title != "task "+strconv.Itoa(i) || task.UserID != "alice" || task.Completed != (i%2 == 0) {
-			t.Fatalf("create %d returned %+v", i, task)
-		}
-		sameTask(t, "stored task", rawRow(t, db, task.ID), task)
-	}
-
-	toggled, err := s.Toggle(ctx, idOf(created[1]))
-	if err != nil || !toggled.Completed {
-		t.Fatalf("Toggle: %+v, %v", toggled, err)
-	}
-	updated, err := s.Update(ctx, idOf(created[1]), model.UpdateTaskInput{Title: graphql.OmittableOf(testutil.Ptr("renamed"))})
-	if err != nil || updated.Title != "renamed" {
-		t.Fatalf("Update: %+v, %v", updated, err)
-	}
-	deleted, err := s.Delete(ctx, idOf(created[3]))
-	if err != nil || deleted.ID != created[3].ID {
-		t.Fatalf("Delete: %+v, %v", deleted, err)
-	}
-	if _, err := s.Delete(ctx, idOf(created[3])); model.ErrorCode(err) != model.ENOTFOUND {
-		t.Fatalf("second Delete: %v, want ENOTFOUND", err)
+	if _, err := s.Update(ctx, idOf(created), model.UpdateTaskInput{Title: graphql.OmittableOf(testutil.Ptr("renamed"))}); err != nil {
+		t.Fatal(err)
 	}
 	gone, err := s.DeleteCompleted(ctx)
-	if err != nil || len(gone) != n/2+1 {
-		t.Fatalf("DeleteCompleted: %d tasks, %v; want %d", len(gone), err, n/2+1)
+	if err != nil || len(gone) != 1 || gone[0].Title != "b" {
+		t.Fatalf("DeleteCompleted: %+v, %v", gone, err)
 	}
-	for i := 1; i < len(gone); i++ {
-		if gone[i-1].ID >= gone[i].ID {
-			t.Fatalf("DeleteCompleted returned ids out of order: %v", ids(gone))
-		}
+	if _, err := s.Delete(ctx, idOf(created)); err != nil {
+		t.Fatal(err)
 	}
-	if got := r.take(); len(got) != 0 {
-		t.Fatalf("%d changes took the transaction; all fit the statement", len(got))
+	if _, err := s.Delete(ctx, idOf(created)); model.ErrorCode(err) != model.ENOTFOUND {
+		t.Fatalf("second Delete: %v, want ENOTFOUND", err)
 	}
-	r.mu.Lock()
-	exprs := r.exprs
-	r.mu.Unlock()
-	// At least one statement of creates, then five more statements.
-	if exprs < 6 {
-		t.Fatalf("PublishExpr called %d times, want once per mutation statement (6 or more)", exprs)
+	if n := len(w.texts); n != 7 {
+		t.Fatalf("the writer ran %d statements, want one per mutation (7)", n)
 	}
+}
 
-	// A user the publisher declines: the transaction and Publish.
-	other := testutil.AsUser("declined")
-	task := mustCreate(t, s, other, model.CreateTaskInput{Title: "long"})
-	got := r.take()
-	if len(got) != 1 || got[0].Kind != model.ChangeCreated || !reflect.DeepEqual(got[0].Task, task) {
-		t.Fatalf("declined user's create published %+v, want CREATED %+v", got, task)
-	}
+// widening is a model.Writer that tries to run a statement other than the
+// mutation's: one that reaches every user's tasks.
+type widening struct{}
+
+func (widening) Write(ctx context.Context, m *model.Mutation) ([]*model.Task, error) {
+	return m.Run(ctx, m.DB().DB, `DELETE FROM "task" RETURNING id, user_id, title, description, completed, created_at, updated_at`)
+}
+
+func (w widening) Create(ctx context.Context, c *model.Create) (*model.Task, error) {
+	_, err := w.Write(ctx, nil)
+	return nil, err
+}
+
+func TestAWriterCannotRunAStatementWithoutTheMutations(t *testing.T) {
+	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
+		s := model.NewTasks(db)
+		alice, bob := testutil.AsUser("alice"), testutil.AsUser("bob")
+		mustCreate(t, s, bob, model.CreateTaskInput{Title: "bob's"})
+		s.WriteWith(widening{})
+		if _, err := s.DeleteCompleted(alice); err == nil || !strings.Contains(err.Error(), "does not contain the mutation's own") {
+			t.Fatalf("DeleteCompleted through a widening writer: %v, want a refusal", err)
+		}
+		if st, err := s.Stats(bob); err != nil || st.Total != 1 {
+			t.Fatalf("bob's tasks after alice's refused mutation: %+v, %v", st, err)
+		}
+	})
+}
+
+// collecting is a model.Writer that keeps the creates it is given, to be
+// inserted together.
+type collecting struct {
+	model.Writer
+	creates []*model.Create
+}
+
+var errCollected = errors.New("collected")
+
+func (w *collecting) Create(ctx context.Context, c *model.Create) (*model.Task, error) {
+	w.creates = append(w.creates, c)
+	return nil, errCollected
+}
+
+func TestInsertOwnsEachRowByItsOwnCaller(t *testing.T) {
+	testutil.ForEachDB(t, func(t *testing.T, db *bun.DB) {
+		s := newTasks(t, db)
+		w := &collecting{}
+		s.WriteWith(w)
+		users := []string{"alice", "bob", "carol"}
+		for i, u := range users {
+			if _, err := s.Create(testutil.AsUser(u), model.CreateTaskInput{Title: "of " + u, Completed: testutil.Ptr(i == 1)}); !errors.Is(err, errCollected) {
+				t.Fatalf("Create: %v", err)
+			}
+		}
+		m, err := model.Insert(w.creates)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Users(); !slices.Equal(got, users) {
+			t.Fatalf("the insert acts for %q, want %q", got, users)
+		}
+		tasks, err := m.Run(context.Background(), db.DB, m.SQL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, task := range tasks {
+			if task.UserID != users[i] || task.Title != "of "+users[i] || task.Completed != (i == 1) {
+				t.Fatalf("row %d is %+v, want %s's task", i, task, users[i])
+			}
+			sameTask(t, "stored task", rawRow(t, db, task.ID), task)
+		}
+		if _, err := model.Insert(nil); err == nil {
+			t.Fatal("Insert of no create succeeded")
+		}
+		other := &collecting{}
+		s2 := model.NewTasks(db)
+		s2.WriteWith(other)
+		s2.Create(testutil.AsUser("dave"), model.CreateTaskInput{Title: "t"})
+		if _, err := model.Insert(append(w.creates, other.creates...)); err == nil {
+			t.Fatal("Insert of creates from two stores succeeded")
+		}
+	})
 }

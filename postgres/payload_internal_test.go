@@ -1,4 +1,4 @@
-package events
+package postgres
 
 import (
 	"math"
@@ -12,7 +12,7 @@ import (
 )
 
 // ptr is testutil.Ptr, which this internal test cannot import: testutil
-// imports events.
+// imports postgres.
 func ptr[T any](v T) *T { return &v }
 
 // worstChanges are changes whose JSON is as long as the task table allows:
