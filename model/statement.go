@@ -59,31 +59,6 @@ func (b *binds) add(v any) bun.Safe {
 	return bun.Safe("$" + strconv.Itoa(len(b.args)))
 }
 
-// typed binds v as a value of the PostgreSQL type pgType, for where
-// PostgreSQL cannot infer the type (a row comparison) or would infer a
-// narrower one (an id compared with the int4 column: an id beyond its
-// range must match no task rather than fail to encode). SQLite needs no
-// type; it would read most type names as NUMERIC.
-func (b *binds) typed(v any, pgType string) bun.Safe {
-	p := b.add(v)
-	if b.sqlite {
-		return p
-	}
-	return p + bun.Safe("::"+pgType)
-}
-
-// id binds a task id.
-func (b *binds) id(id int64) bun.Safe { return b.typed(id, "bigint") }
-
-// time binds t as the task table stores times: a timestamptz on
-// PostgreSQL, fixed-width UTC text on SQLite (see sqliteTimeLayout).
-func (b *binds) time(t time.Time) bun.Safe {
-	if b.sqlite {
-		return b.add(t.UTC().Format(sqliteTimeLayout))
-	}
-	return b.typed(t.UTC(), "timestamptz")
-}
-
 // Querier runs a statement with bound values: the pool (bun.DB's DB) or a
 // transaction (bun.Tx's Tx).
 type Querier interface {
