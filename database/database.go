@@ -76,6 +76,9 @@ func DefaultSQLiteMaxOpenConns() int { return runtime.NumCPU() + 2 }
 // "database is locked".
 const sqliteBusyTimeout = 10 * time.Second
 
+// sqliteBusy is SQLITE_BUSY, the primary result code of a locked database.
+const sqliteBusy = 5
+
 // ErrUnsupportedURL reports a database URL whose scheme is none of those
 // the server speaks.
 var ErrUnsupportedURL = errors.New("unsupported database URL: want postgres://, postgresql://, sqlite://PATH or sqlite::memory:")
@@ -109,11 +112,31 @@ func Open(ctx context.Context, cfg Config) (*bun.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := db.PingContext(ctx); err != nil {
+	if err := ping(ctx, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 	return db, nil
+}
+
+// ping opens db's first connection. On SQLite that switches a new file to
+// WAL, for which SQLite does not call its busy handler: a second process
+// opening the same file at that moment gets SQLITE_BUSY at once, so it
+// tries again, for up to the busy timeout.
+func ping(ctx context.Context, db *bun.DB) error {
+	deadline := time.Now().Add(sqliteBusyTimeout)
+	for {
+		err := db.PingContext(ctx)
+		var coded interface{ Code() int }
+		if err == nil || !errors.As(err, &coded) || coded.Code()&0xff != sqliteBusy || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			return err
+		}
+	}
 }
 
 // IsPostgres reports whether rawURL names a PostgreSQL database.
