@@ -77,12 +77,12 @@ func procRSSParts(pid int) (total, anon int64, err error) {
 	return total, anon, nil
 }
 
-// postgresCPU returns the CPU time used by every process named "postgres"
-// that this user can see: the database's share of the machine, which on
-// this loopback setup is most of the work of a request.
-func postgresCPU() time.Duration {
+// postgresCPU returns the CPU time used by each process named "postgres"
+// that this user can see, by pid: the database's share of the machine,
+// which on this loopback setup is most of the work of a request.
+func postgresCPU() map[int]time.Duration {
 	entries, _ := os.ReadDir("/proc")
-	var total time.Duration
+	total := map[int]time.Duration{}
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -93,10 +93,27 @@ func postgresCPU() time.Duration {
 			continue
 		}
 		if d, err := procCPU(pid); err == nil {
-			total += d
+			total[pid] = d
 		}
 	}
 	return total
+}
+
+// postgresCPUSince is the CPU the postgres processes alive now used since
+// start was read: a process that exited in between counts nothing (its
+// CPU of the window is in "other"), and one that started counts whole.
+// (Subtracting totals instead made the share negative when a backend or
+// an autovacuum worker with CPU of its own exited during the window.)
+func postgresCPUSince(start map[int]time.Duration) time.Duration {
+	var d time.Duration
+	for pid, now := range postgresCPU() {
+		if was, ok := start[pid]; ok && was <= now {
+			d += now - was
+		} else {
+			d += now // new, or a reused pid
+		}
+	}
+	return d
 }
 
 // machineCPU returns the busy and total CPU time of the whole machine since
@@ -151,7 +168,7 @@ type cpuWindow struct {
 	ownAtStop       func() int64
 	start           time.Time
 	server          time.Duration
-	postgres        time.Duration
+	postgres        map[int]time.Duration
 	self            time.Duration
 	busy            time.Duration
 
@@ -223,7 +240,7 @@ func (w *cpuWindow) stop(extra time.Duration) cpuShares {
 			s.Server = pct(d - w.server)
 		}
 	}
-	s.Postgres = pct(postgresCPU() - w.postgres)
+	s.Postgres = pct(postgresCPUSince(w.postgres))
 	s.LoadGen = pct(selfCPU() - w.self + extra)
 	busy, _ := machineCPU()
 	s.Other = max(0, pct(busy-w.busy)-s.Server-s.Postgres-s.LoadGen)
