@@ -121,33 +121,81 @@ func TestLibpqURLDropsSearchPath(t *testing.T) {
 func TestEvaluateMarksTargets(t *testing.T) {
 	r := &Report{
 		Results: []Result{
-			{Scenario: "R", System: "pgx", DB: "postgres", Conns: 32, RPS: 10000},
+			{Scenario: "R", System: "pgbench", DB: "postgres", Conns: 32, RPS: 10000},
+			{Scenario: "R", System: "postgraphile", DB: "postgres", Conns: 32, RPS: 1000},
 			{Scenario: "R", System: "server", DB: "postgres", Conns: 32, RPS: 7000, P99Ms: 9},
-			{Scenario: "W", System: "pgx", DB: "postgres", Conns: 32, RPS: 20000},
-			{Scenario: "W", System: "server", DB: "postgres", Conns: 32, RPS: 5500, P99Ms: 20, Errors: 1},
+			{Scenario: "W", System: "pgbench", DB: "postgres", Conns: 32, RPS: 20000},
+			{Scenario: "W", System: "server", DB: "postgres", Conns: 32, RPS: 5500, P99Ms: 20, Errors: 1, PGSessions: 2, PGOwnNew: 2},
 		},
 		Memory: []Memory{{DB: "postgres", IdleBootMB: 20, IdleAfterMB: 25, PeakMB: 61}},
 	}
+	r.ratios()
 	r.evaluate()
 	met := map[string]bool{}
+	measured := map[string]bool{}
 	for _, tg := range r.Targets {
 		met[tg.Name] = tg.Met
+		measured[tg.Name] = !tg.NotMeasured
 	}
 	want := map[string]bool{
-		"R req/s (PostgreSQL, c=32)":               true,
-		"R vs raw baseline (best of pgx, pgbench)": true,
-		"R p99 (PostgreSQL, c=32)":                 true,
-		"W req/s (PostgreSQL, c=32)":               true,
-		"W vs raw baseline (best of pgx, pgbench)": false, // 0.275
-		"W p99 (PostgreSQL, c=32)":                 false,
-		"errors (whole run)":                       false,
-		"server RSS under load":                    false,
-		"server RSS idle":                          true,
+		"R vs pgbench (server req/s ÷ pgbench req/s)":           true,
+		"R vs PostGraphile (server req/s ÷ PostGraphile req/s)": true,  // 7×
+		"W vs pgbench (server req/s ÷ pgbench req/s)":           false, // 0.275
+		"R p99 (server)":                             true,
+		"W p99 (server)":                             false,
+		"errors (whole run, every system)":           false,
+		"server's new PG connections in its windows": false,
+		"server peak RSS under load (PostgreSQL)":    false,
+		"R req/s (PostgreSQL, c=32)":                 true,
+		"W req/s (PostgreSQL, c=32)":                 true,
+		"server RSS idle":                            true,
 	}
 	for name, w := range want {
 		got, ok := met[name]
-		if !ok || got != w {
-			t.Errorf("target %q: met = %v (present %v), want %v", name, got, ok, w)
+		if !ok || got != w || !measured[name] {
+			t.Errorf("target %q: met = %v (present %v, measured %v), want %v", name, got, ok, measured[name], w)
 		}
+	}
+	if m, ok := measured["100000-task user vs 100-task user, first page"]; ok && m {
+		t.Errorf("the list-growth target is measured without probes")
+	}
+	if x := r.find("R", "server", "postgres", 32); x.VsPostGraphile != 7 || x.VsPgbench != 0.7 {
+		t.Errorf("R ratios: × PostGraphile %v, × pgbench %v; want 7, 0.7", x.VsPostGraphile, x.VsPgbench)
+	}
+}
+
+func TestServerCPUPerRequest(t *testing.T) {
+	m := &measurement{Requests: 2000, Elapsed: 2 * time.Second, CPU: cpuShares{Server: 50}}
+	if got := newResult("R", "server", "postgres", 32, m).ServerCPUPerReqUs; got != 500 {
+		t.Errorf("server: %v µs/req, want 500 (1 s of CPU over 2,000 requests)", got)
+	}
+	if got := newResult("R", "postgraphile", "postgres", 32, m).ServerCPUPerReqUs; got != 500 {
+		t.Errorf("postgraphile: %v µs/req, want 500", got)
+	}
+	if got := newResult("R", "pgx", "postgres", 32, m).ServerCPUPerReqUs; got != 0 {
+		t.Errorf("pgx: %v µs/req, want 0 (no server process)", got)
+	}
+}
+
+func TestPostGraphileBodiesAreValidJSON(t *testing.T) {
+	tx := newTexts(3)
+	for range 50 {
+		var v struct {
+			Query     string `json:"query"`
+			Variables struct {
+				Task map[string]any `json:"task"`
+			} `json:"variables"`
+		}
+		b := pglCreateBody(nil, tx)
+		if err := json.Unmarshal(b, &v); err != nil || v.Query != pglDocCreate || v.Variables.Task["title"] == nil {
+			t.Fatalf("create body %s: %v", b, err)
+		}
+		if _, ok := v.Variables.Task["userId"]; ok {
+			t.Fatalf("create body %s names the user: the token must", b)
+		}
+	}
+	u, err := pglURL("postgres://postgres@127.0.0.1:5432/test?sslmode=disable&search_path=taskbench")
+	if err != nil || !strings.HasPrefix(u, "postgres://"+pglRole+"@127.0.0.1:5432/test?") || strings.Contains(u, "search_path") {
+		t.Errorf("pglURL = %q, %v", u, err)
 	}
 }

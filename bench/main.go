@@ -20,11 +20,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -63,6 +65,7 @@ type options struct {
 	growthRows int
 	scenarios  map[string]bool
 	pgbench    bool
+	pgl        bool
 	out        string
 	profile    string
 	serverEnv  []string
@@ -94,6 +97,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.growthRows, "growth-rows", -1, "rows of the large table of the table-growth probe, against 10,000 (default 1000000; smoke 0: skipped)")
 	only := fs.String("only", "", "run only these parts, comma-separated: "+strings.Join(allScenarios, ","))
 	fs.BoolVar(&o.pgbench, "pgbench", true, "also measure with pgbench, when it is installed")
+	fs.BoolVar(&o.pgl, "postgraphile", true, "also measure PostGraphile (R and W), when `npm ci` has run in bench/postgraphile")
 	fs.StringVar(&o.out, "out", "", "JSON report path (default bench/results/<time>.json)")
 	fs.StringVar(&o.profile, "profile", "", "save the server's CPU and allocation profiles of each scenario at the highest concurrency in this directory")
 	env := fs.String("server-env", "", "extra environment of the server, comma-separated KEY=VALUE (e.g. LOG_LEVEL=warn,DB_MAX_OPEN_CONNS=32)")
@@ -184,8 +188,46 @@ type bench struct {
 	log    io.Writer
 	report *Report
 	// sessions returns how many connections the benchmark's PostgreSQL
-	// has accepted; nil outside the PostgreSQL phases.
+	// has accepted; nil outside the PostgreSQL phases. monitor is the
+	// connection it asks on.
 	sessions func() int64
+	monitor  *pgx.Conn
+}
+
+// The application_name of each system's connections, by which a window
+// finds the connections the system measured opened during it (the
+// database's session count holds every client's).
+const (
+	appServer        = "taskbench-server"
+	appServerOneUser = "taskbench-server-one-user"
+	appPgx           = "taskbench-pgx"
+	appPgbench       = "taskbench-pgbench"
+	appPostGraphile  = "taskbench-postgraphile"
+)
+
+// ownConns returns a watch.own for the connections named app: when a
+// window opens it reads PostgreSQL's clock, and when it closes it counts
+// app's connections that started since and are still open. (One window
+// at a time uses the monitor connection.) nil outside PostgreSQL phases.
+func (b *bench) ownConns(app string) func() func() int64 {
+	if b.monitor == nil {
+		return nil
+	}
+	conn := b.monitor
+	return func() func() int64 {
+		ctx := context.Background()
+		var since time.Time
+		if err := conn.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&since); err != nil {
+			return nil
+		}
+		return func() int64 {
+			var n int64
+			if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND backend_start >= $2", app, since).Scan(&n); err != nil {
+				return -1
+			}
+			return n
+		}
+	}
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
@@ -220,6 +262,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 				Warmup: opt.warmup.String(), Duration: opt.duration.String(), Conns: opt.conns, ServerEnv: opt.serverEnv,
 			},
 		},
+	}
+	if opt.scenarios["deep"] || opt.scenarios["growth"] || (opt.scenarios["table"] && opt.growthRows > 0) {
+		b.report.Settings.OneUserEnv = envList(oneUserEnv)
 	}
 	b.logf("building the server")
 	if b.bin, err = testutil.BuildServer(ctx, dir); err != nil {
@@ -264,6 +309,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
+// envList is env as sorted KEY=VALUE strings.
+func envList(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	slices.Sort(out)
+	return out
+}
+
 func (b *bench) logf(format string, args ...any) {
 	fmt.Fprintf(b.log, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
@@ -282,9 +337,15 @@ func (b *bench) tokens(ids ...string) ([]string, error) {
 }
 
 // startServer starts the built server on databaseURL with the run's extra
-// environment, and pprof when profiles are wanted.
-func (b *bench) startServer(ctx context.Context, databaseURL string) (*server, *httpTarget, error) {
+// environment (-server-env, none by default), and pprof when profiles are
+// wanted. oneUser adds oneUserEnv, for the parts that load one user.
+func (b *bench) startServer(ctx context.Context, databaseURL string, oneUser bool) (*server, *httpTarget, error) {
 	env := map[string]string{}
+	if oneUser {
+		for k, v := range oneUserEnv {
+			env[k] = v
+		}
+	}
 	for _, kv := range b.opt.serverEnv {
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
@@ -292,10 +353,26 @@ func (b *bench) startServer(ctx context.Context, databaseURL string) (*server, *
 	if b.opt.profile != "" {
 		env["PPROF_ADDR"] = "auto"
 	}
+	app := ""
+	if strings.HasPrefix(databaseURL, "postgres") {
+		app = appServer
+		if oneUser {
+			app = appServerOneUser
+		}
+		u, err := url.Parse(databaseURL)
+		if err != nil {
+			return nil, nil, err
+		}
+		q := u.Query()
+		q.Set("application_name", app)
+		u.RawQuery = q.Encode()
+		databaseURL = u.String()
+	}
 	s, err := startServer(ctx, b.bin, b.dir, databaseURL, b.secret, env)
 	if err != nil {
 		return nil, nil, err
 	}
+	s.app = app
 	return s, &httpTarget{addr: strings.TrimPrefix(s.url, "http://")}, nil
 }
 
@@ -311,7 +388,11 @@ func (b *bench) serverRun(ctx context.Context, s *server, name, db string, c int
 			prof <- b.saveProfile(ctx, s, fmt.Sprintf("%s-%s-c%d", name, db, c))
 		}()
 	}
-	m, err := drive(ctx, c, b.opt.warmup, b.opt.duration, watch{serverPID: s.pid(), sessions: b.sessions}, newOp)
+	var own func() func() int64
+	if s.app != "" {
+		own = b.ownConns(s.app)
+	}
+	m, err := drive(ctx, c, b.opt.warmup, b.opt.duration, watch{serverPID: s.pid(), sessions: b.sessions, own: own}, newOp)
 	if err != nil {
 		return nil, err
 	}
@@ -391,23 +472,44 @@ func (b *bench) postgres(ctx context.Context) error {
 		monitor.QueryRow(ctx, "SELECT sessions FROM pg_stat_database WHERE datname = current_database()").Scan(&n)
 		return n
 	}
-	defer func() { b.sessions = nil }()
-	raw := &rawTarget{url: store.url, users: opt.users, sessions: b.sessions}
+	b.monitor = monitor
+	defer func() { b.sessions, b.monitor = nil, nil }()
+	raw := &rawTarget{url: store.url, users: opt.users, sessions: b.sessions, own: b.ownConns(appPgx)}
 	var pgb *pgbench
 	if opt.pgbench {
 		if bin := findPgbench(); bin != "" {
-			pgb = &pgbench{sessions: b.sessions, bin: bin, dbURL: libpqURL(opt.pgURL), schema: opt.schema, users: opt.users, dir: b.dir}
+			pgb = &pgbench{sessions: b.sessions, own: b.ownConns(appPgbench), bin: bin, dbURL: libpqURL(opt.pgURL), schema: opt.schema, users: opt.users, dir: b.dir}
 		} else {
 			b.report.Notes = append(b.report.Notes, "pgbench is not installed: the raw baseline is pgx alone")
 		}
 	}
 
-	s, target, err := b.startServer(ctx, store.url)
+	s, target, err := b.startServer(ctx, store.url, false)
 	if err != nil {
 		return err
 	}
 	defer s.stop()
 	target.tokens = tokens
+
+	var pgl *pglProcess
+	pglTarget := &httpTarget{tokens: tokens}
+	if opt.pgl && (opt.scenarios["R"] || opt.scenarios["W"]) {
+		if !pglInstalled(b.root) {
+			note := "PostGraphile skipped: bench/postgraphile/node_modules is missing (run `npm ci` there)"
+			b.logf("%s", note)
+			b.report.Notes = append(b.report.Notes, note)
+		} else {
+			b.logf("starting PostGraphile over schema %s (role %s, row level security)", opt.schema, pglRole)
+			if err := setupPostGraphile(ctx, opt.pgURL, opt.schema); err != nil {
+				return err
+			}
+			if pgl, err = startPostGraphile(ctx, b.root, b.dir, opt.pgURL, opt.schema, b.secret, tokens[0], ids[0]); err != nil {
+				return err
+			}
+			defer pgl.stop()
+			pglTarget.addr = pgl.addr
+		}
+	}
 	sleep(ctx, time.Second)
 	mem := Memory{DB: "postgres", Settle: b.opt.settle.String()}
 	mem.IdleBootMB, mem.IdleBootAnonMB = rssMB(s)
@@ -429,6 +531,11 @@ func (b *bench) postgres(ctx context.Context) error {
 			}
 			if _, err := b.serverRun(ctx, s, "R", "postgres", c, target.read()); err != nil {
 				return err
+			}
+			if pgl != nil {
+				if err := b.pglRun(ctx, pgl, "R", c, pglTarget.pglRead()); err != nil {
+					return err
+				}
 			}
 		}
 		if opt.scenarios["W"] {
@@ -454,6 +561,14 @@ func (b *bench) postgres(ctx context.Context) error {
 			if err := trim(); err != nil {
 				return err
 			}
+			if pgl != nil {
+				if err := b.pglRun(ctx, pgl, "W", c, pglTarget.pglWrite()); err != nil {
+					return err
+				}
+				if err := trim(); err != nil {
+					return err
+				}
+			}
 		}
 		if opt.scenarios["mixed"] {
 			if err := b.rawRun(ctx, "mixed", "pgx", c, func() (*measurement, error) { return raw.mixed(ctx, c, opt.warmup, opt.duration) }); err != nil {
@@ -472,7 +587,15 @@ func (b *bench) postgres(ctx context.Context) error {
 	}
 
 	if opt.scenarios["deep"] || opt.scenarios["growth"] {
-		if err := b.lists(ctx, store, raw, s, target, now); err != nil {
+		// The one-user parts run on a server process of their own, the
+		// only one with oneUserEnv; the main server keeps the defaults.
+		one, oneTarget, err := b.startServer(ctx, store.url, true)
+		if err != nil {
+			return err
+		}
+		err = b.lists(ctx, store, raw, one, oneTarget, now)
+		one.stop()
+		if err != nil {
 			return err
 		}
 	}
@@ -666,7 +789,7 @@ func (b *bench) tableGrowth(ctx context.Context) error {
 	if err := store.load(ctx, seedRows(tx, 0, small/opt.perUser, opt.perUser, now), true); err != nil {
 		return err
 	}
-	s, target, err := b.startServer(ctx, store.url)
+	s, target, err := b.startServer(ctx, store.url, true) // one user's probes
 	if err != nil {
 		return err
 	}
@@ -708,7 +831,7 @@ func (b *bench) sqlite(ctx context.Context) error {
 	if _, err := newSQLite(ctx, path, seedRows(newTexts(1), 0, opt.users, opt.perUser, time.Now())); err != nil {
 		return err
 	}
-	s, target, err := b.startServer(ctx, "sqlite://"+path)
+	s, target, err := b.startServer(ctx, "sqlite://"+path, false)
 	if err != nil {
 		return err
 	}

@@ -77,12 +77,12 @@ func procRSSParts(pid int) (total, anon int64, err error) {
 	return total, anon, nil
 }
 
-// postgresCPU returns the CPU time used by every process named "postgres"
-// that this user can see: the database's share of the machine, which on
-// this loopback setup is most of the work of a request.
-func postgresCPU() time.Duration {
+// postgresCPU returns the CPU time used by each process named "postgres"
+// that this user can see, by pid: the database's share of the machine,
+// which on this loopback setup is most of the work of a request.
+func postgresCPU() map[int]time.Duration {
 	entries, _ := os.ReadDir("/proc")
-	var total time.Duration
+	total := map[int]time.Duration{}
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -93,10 +93,27 @@ func postgresCPU() time.Duration {
 			continue
 		}
 		if d, err := procCPU(pid); err == nil {
-			total += d
+			total[pid] = d
 		}
 	}
 	return total
+}
+
+// postgresCPUSince is the CPU the postgres processes alive now used since
+// start was read: a process that exited in between counts nothing (its
+// CPU of the window is in "other"), and one that started counts whole.
+// (Subtracting totals instead made the share negative when a backend or
+// an autovacuum worker with CPU of its own exited during the window.)
+func postgresCPUSince(start map[int]time.Duration) time.Duration {
+	var d time.Duration
+	for pid, now := range postgresCPU() {
+		if was, ok := start[pid]; ok && was <= now {
+			d += now - was
+		} else {
+			d += now // new, or a reused pid
+		}
+	}
+	return d
 }
 
 // machineCPU returns the busy and total CPU time of the whole machine since
@@ -132,10 +149,15 @@ func selfCPU() time.Duration {
 }
 
 // watch says what a measurement window observes besides the machine: the
-// server's process, and PostgreSQL's count of accepted connections.
+// server's process, PostgreSQL's count of accepted connections, and the
+// connections of the system measured that opened during the window.
 type watch struct {
 	serverPID int
 	sessions  func() int64
+	// own, called when the window opens, returns what to call when it
+	// closes: the number of the measured system's connections (by
+	// application_name) that opened in between and are still open.
+	own func() func() int64
 }
 
 // cpuWindow measures who used the CPU between start and stop: the server,
@@ -143,9 +165,10 @@ type watch struct {
 type cpuWindow struct {
 	watch
 	sessionsAtStart int64
+	ownAtStop       func() int64
 	start           time.Time
 	server          time.Duration
-	postgres        time.Duration
+	postgres        map[int]time.Duration
 	self            time.Duration
 	busy            time.Duration
 
@@ -163,6 +186,8 @@ type cpuShares struct {
 	Server, Postgres, LoadGen, Other float64
 	PeakRSS                          int64
 	PGSessions                       int64
+	// PGOwnNew is -1 where the system's own connections are not watched.
+	PGOwnNew int64
 }
 
 func startWindow(wt watch) *cpuWindow {
@@ -170,6 +195,9 @@ func startWindow(wt watch) *cpuWindow {
 	serverPID := wt.serverPID
 	if wt.sessions != nil {
 		w.sessionsAtStart = wt.sessions()
+	}
+	if wt.own != nil {
+		w.ownAtStop = wt.own()
 	}
 	if serverPID > 0 {
 		w.server, _ = procCPU(serverPID)
@@ -212,7 +240,7 @@ func (w *cpuWindow) stop(extra time.Duration) cpuShares {
 			s.Server = pct(d - w.server)
 		}
 	}
-	s.Postgres = pct(postgresCPU() - w.postgres)
+	s.Postgres = pct(postgresCPUSince(w.postgres))
 	s.LoadGen = pct(selfCPU() - w.self + extra)
 	busy, _ := machineCPU()
 	s.Other = max(0, pct(busy-w.busy)-s.Server-s.Postgres-s.LoadGen)
@@ -220,12 +248,17 @@ func (w *cpuWindow) stop(extra time.Duration) cpuShares {
 	if w.sessions != nil {
 		s.PGSessions = w.sessions() - w.sessionsAtStart
 	}
+	s.PGOwnNew = -1
+	if w.ownAtStop != nil {
+		s.PGOwnNew = w.ownAtStop()
+	}
 	return s
 }
 
 // server is a running server binary.
 type server struct {
 	*testutil.Process
+	app     string // its connections' application_name on PostgreSQL
 	url     string // http://host:port
 	pprof   string // host:port of net/http/pprof, when enabled
 	logPath string
@@ -265,22 +298,30 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
+// oneUserEnv is the only override of the server's defaults the benchmark
+// makes, and only for the server process of the one-user parts (the walk
+// of the big list, deep, the latency probes, the table-growth probes):
+// they send thousands of requests a second as one user, which the default
+// budget of each user (COST_BUDGET 50,000, COST_REFILL_PER_SECOND 10,000)
+// refuses, as it should refuse a real client doing that. R, W and mixed
+// spread their requests over every seeded user (a few a second each at
+// the rates of this machine) and run on a server with the defaults.
+var oneUserEnv = map[string]string{
+	"COST_BUDGET":            "1000000000000",
+	"COST_REFILL_PER_SECOND": "1000000000000",
+}
+
 // startServer runs bin as in production on databaseURL, listening on a free
 // loopback port, and waits until it is ready (/readyz: the database too).
-// env adds to or overrides the environment it gets; PPROF_ADDR set to
+// env adds to or overrides the environment it gets (nothing else is set
+// but APP_ENV, DATABASE_URL and AUTH_JWT_SECRET: every other setting,
+// the pool's included, is the server's default); PPROF_ADDR set to
 // "auto" picks a free port for it. The log goes to a file in dir, counted.
 func startServer(ctx context.Context, bin, dir, databaseURL, secret string, env map[string]string) (*server, error) {
 	vars := map[string]string{
 		"APP_ENV":         "production",
 		"DATABASE_URL":    databaseURL,
 		"AUTH_JWT_SECRET": secret,
-		// A policy, not a performance setting: the load generator runs
-		// thousands of requests a second as one user (the deep pages of
-		// one big user), which the default budget of each user refuses,
-		// as it should refuse a real client doing that. Every other
-		// setting is the default.
-		"COST_BUDGET":            "1000000000000",
-		"COST_REFILL_PER_SECOND": "1000000000000",
 	}
 	for k, v := range env {
 		vars[k] = v

@@ -35,8 +35,10 @@ const (
 type rawTarget struct {
 	url   string
 	users int
-	// sessions counts PostgreSQL's accepted connections, when set.
+	// sessions counts PostgreSQL's accepted connections, and own the
+	// pool's connections opened during a window, when set.
 	sessions func() int64
+	own      func() func() int64
 }
 
 // keyset is the position of a task in the default order, what a cursor
@@ -52,6 +54,7 @@ func (t *rawTarget) pool(ctx context.Context, conns int) (*pgxpool.Pool, error) 
 		return nil, err
 	}
 	cfg.MaxConns, cfg.MinConns = int32(conns), int32(conns)
+	cfg.ConnConfig.RuntimeParams["application_name"] = appPgx
 	// The default exec mode prepares each statement once per connection
 	// and caches it.
 	p, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -94,7 +97,7 @@ func (t *rawTarget) run(ctx context.Context, conns int, warmup, duration time.Du
 		return nil, err
 	}
 	defer p.Close()
-	return drive(ctx, conns, warmup, duration, watch{sessions: t.sessions}, func(i int) (op, func(), error) {
+	return drive(ctx, conns, warmup, duration, watch{sessions: t.sessions, own: t.own}, func(i int) (op, func(), error) {
 		tx := newTexts(uint64(i) + uint64(time.Now().UnixNano()))
 		return func(ctx context.Context, r *rand.Rand) error { return query(ctx, p, r, tx) }, nil, nil
 	})
@@ -165,6 +168,7 @@ func rawCount(ctx context.Context, p *pgxpool.Pool, uid string) error {
 // installed: the database's limit measured without any Go in the way.
 type pgbench struct {
 	sessions func() int64
+	own      func() func() int64
 	bin      string
 	dbURL    string // libpq URI, without our search_path
 	schema   string
@@ -222,7 +226,7 @@ func (b *pgbench) run(ctx context.Context, name, script string, conns int, warmu
 	cmd := exec.CommandContext(ctx, b.bin, "-n", "-M", "prepared", "-c", strconv.Itoa(conns), "-j", strconv.Itoa(threads),
 		"-T", strconv.Itoa(secs), "-f", scriptPath, "-l", "--log-prefix", filepath.Join(dir, "log"), b.dbURL)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "PGOPTIONS=-c search_path="+b.schema)
+	cmd.Env = append(os.Environ(), "PGOPTIONS=-c search_path="+b.schema, "PGAPPNAME="+appPgbench)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	startAt := time.Now()
@@ -233,7 +237,7 @@ func (b *pgbench) run(ctx context.Context, name, script string, conns int, warmu
 	sleep(ctx, time.Until(measureFrom))
 	// The window closes a little before pgbench ends: its connections'
 	// server processes, whose CPU is the database's share, exit with it.
-	win := startWindow(watch{sessions: b.sessions})
+	win := startWindow(watch{sessions: b.sessions, own: b.own})
 	ownStart, _ := procCPU(cmd.Process.Pid)
 	sleep(ctx, duration*9/10)
 	ownEnd, _ := procCPU(cmd.Process.Pid)
