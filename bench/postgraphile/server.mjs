@@ -1,5 +1,7 @@
 // One Node process serving PostGraphile at POST /graphql (grafserv's node
 // adaptor), configured by graphile.config.mjs.
+// node20.mjs first: imports run in order, before PostGraphile's code.
+import "./node20.mjs";
 import { createServer } from "node:http";
 import { postgraphile } from "postgraphile";
 import { grafserv } from "postgraphile/grafserv/node";
