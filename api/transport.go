@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"encoding/json"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -193,16 +192,17 @@ func retryAfter(errs gqlerror.List) (string, bool) {
 
 // responseMediaType picks the response media type from the Accept header:
 // the GraphQL response type when the client names it before plain JSON.
+// Only the two type names matter, so each element's name is compared as
+// it is, its parameters cut off: every request of every transport asks
+// (twice on /graphql), and mime.ParseMediaType allocated a map per
+// element for parameters nobody reads.
 func responseMediaType(r *http.Request) string {
-	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
-		media, _, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil {
-			continue
-		}
-		switch media {
-		case mediaGraphQLResponse:
+	for part := range strings.SplitSeq(r.Header.Get("Accept"), ",") {
+		media, _, _ := strings.Cut(part, ";")
+		switch media = strings.TrimSpace(media); {
+		case strings.EqualFold(media, mediaGraphQLResponse):
 			return mediaGraphQLResponse
-		case mediaJSON:
+		case strings.EqualFold(media, mediaJSON):
 			return mediaJSON
 		}
 	}

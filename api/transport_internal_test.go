@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/99designs/gqlgen/graphql/errcode"
@@ -33,5 +34,30 @@ func TestStatusForFollowsTheMediaType(t *testing.T) {
 				t.Errorf("under %s: %d, want %d", mediaGraphQLResponse, got, tt.graphql)
 			}
 		})
+	}
+}
+
+func TestResponseMediaTypeIsTheFirstOfTheTwoTheClientAccepts(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		accept string
+		want   string
+	}{
+		{"", mediaJSON},
+		{"application/json", mediaJSON},
+		{"application/graphql-response+json, application/json;q=0.9", mediaGraphQLResponse},
+		{"application/json, application/graphql-response+json", mediaJSON},
+		{"APPLICATION/GRAPHQL-RESPONSE+JSON", mediaGraphQLResponse},
+		{" application/graphql-response+json ; charset=utf-8", mediaGraphQLResponse},
+		{"multipart/mixed;deferSpec=20220824, application/json", mediaJSON},
+		{"text/html, */*;q=0.8", mediaJSON},
+		{"application/graphql-response+jsonx, application/json", mediaJSON},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest(http.MethodPost, "/graphql", nil)
+		r.Header.Set("Accept", tt.accept)
+		if got := responseMediaType(r); got != tt.want {
+			t.Errorf("Accept %q: %s, want %s", tt.accept, got, tt.want)
+		}
 	}
 }
