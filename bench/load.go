@@ -305,17 +305,25 @@ func (t *httpTarget) httpOps(pick func(r *rand.Rand, tx *texts, scratch *[]byte)
 }
 
 // read, write and mixed are the server's scenarios over random users.
-func (t *httpTarget) read() func(int) (op, func(), error) {
-	body := queryBody(docList)
+func (t *httpTarget) read() func(int) (op, func(), error) { return t.reads(docList, listPrefix) }
+
+func (t *httpTarget) write() func(int) (op, func(), error) { return t.writes(createBody, createPrefix) }
+
+// reads sends the query doc as a random user, expecting data that starts
+// with prefix.
+func (t *httpTarget) reads(doc, prefix string) func(int) (op, func(), error) {
+	body := queryBody(doc)
 	return t.httpOps(func(r *rand.Rand, _ *texts, _ *[]byte) (string, []byte, string) {
-		return t.tokens[r.IntN(len(t.tokens))], body, listPrefix
+		return t.tokens[r.IntN(len(t.tokens))], body, prefix
 	})
 }
 
-func (t *httpTarget) write() func(int) (op, func(), error) {
+// writes sends the body build appends, with fresh texts, as a random
+// user, expecting data that starts with prefix.
+func (t *httpTarget) writes(build func([]byte, *texts) []byte, prefix string) func(int) (op, func(), error) {
 	return t.httpOps(func(r *rand.Rand, tx *texts, scratch *[]byte) (string, []byte, string) {
-		*scratch = createBody((*scratch)[:0], tx)
-		return t.tokens[r.IntN(len(t.tokens))], *scratch, createPrefix
+		*scratch = build((*scratch)[:0], tx)
+		return t.tokens[r.IntN(len(t.tokens))], *scratch, prefix
 	})
 }
 

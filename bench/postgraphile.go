@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/url"
 	"os"
 	"os/exec"
@@ -60,17 +59,11 @@ func pglCreateBody(b []byte, t *texts) []byte {
 
 // pglRead and pglWrite are R and W against PostGraphile, over random users.
 func (t *httpTarget) pglRead() func(int) (op, func(), error) {
-	body := queryBody(pglDocList)
-	return t.httpOps(func(r *rand.Rand, _ *texts, _ *[]byte) (string, []byte, string) {
-		return t.tokens[r.IntN(len(t.tokens))], body, pglListPrefix
-	})
+	return t.reads(pglDocList, pglListPrefix)
 }
 
 func (t *httpTarget) pglWrite() func(int) (op, func(), error) {
-	return t.httpOps(func(r *rand.Rand, tx *texts, scratch *[]byte) (string, []byte, string) {
-		*scratch = pglCreateBody((*scratch)[:0], tx)
-		return t.tokens[r.IntN(len(t.tokens))], *scratch, pglCreatePrefix
-	})
+	return t.writes(pglCreateBody, pglCreatePrefix)
 }
 
 // pglDir is where PostGraphile's package is; pglInstalled says whether
