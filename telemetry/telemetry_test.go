@@ -399,14 +399,16 @@ func TestSubscriptionsRunTraced(t *testing.T) {
 	}
 	ws.Close()
 
+	// The subscription's span ends first, the upgrade's once its handler
+	// has returned: wait for both.
 	for time.Now().Before(deadline) {
 		tree := spanTree{spans: srv.spans.GetSpans()}
-		if sub := tree.named("subscription Watch"); len(sub) == 1 {
+		if sub := tree.named("subscription Watch"); len(sub) == 1 && len(tree.named("GET /graphql")) == 1 {
 			wantParent(t, sub[0], tree.one(t, "GET /graphql"))
 			wantAttr(t, sub[0], "request.id", "req-ws")
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("the subscription's span never ended; spans: %s", spanTree{spans: srv.spans.GetSpans()})
+	t.Fatalf("the subscription's or the upgrade's span never ended; spans: %s", spanTree{spans: srv.spans.GetSpans()})
 }
