@@ -9,6 +9,7 @@ import (
 
 	"github.com/taskql/server/graph"
 	"github.com/taskql/server/model"
+	"github.com/taskql/server/telemetry"
 )
 
 // The cost model. Every field costs 1 plus what its selection costs; a list
@@ -159,12 +160,31 @@ type budgetState struct {
 	refillPerSecond     float64
 }
 
-func (c *operationCost) extension() map[string]any {
-	ext := map[string]any{"requested": c.requested, "limit": c.limit}
+// costExtension is extensions.cost as clients read it. It is a struct
+// rather than a map so that every answer encodes it without sorting keys
+// or reflecting on interface values; the fields are in the order
+// encoding/json sorts a map's keys, the order clients have always seen.
+type costExtension struct {
+	Budget    *budgetExtension `json:"budget,omitempty"`
+	Limit     int              `json:"limit"`
+	Requested int              `json:"requested"`
+}
+
+var _ telemetry.CostReport = (*costExtension)(nil)
+
+// RequestedCost implements telemetry.CostReport.
+func (c *costExtension) RequestedCost() int { return c.Requested }
+
+type budgetExtension struct {
+	Capacity        int     `json:"capacity"`
+	RefillPerSecond float64 `json:"refillPerSecond"`
+	Remaining       int     `json:"remaining"`
+}
+
+func (c *operationCost) extension() *costExtension {
+	ext := &costExtension{Limit: c.limit, Requested: c.requested}
 	if b := c.budget; b != nil {
-		ext["budget"] = map[string]any{
-			"remaining": b.remaining, "capacity": b.capacity, "refillPerSecond": b.refillPerSecond,
-		}
+		ext.Budget = &budgetExtension{Capacity: b.capacity, RefillPerSecond: b.refillPerSecond, Remaining: b.remaining}
 	}
 	return ext
 }

@@ -83,3 +83,25 @@ func BenchmarkEncodeResponse(b *testing.B) {
 		}
 	})
 }
+
+// TestTheCostExtensionEncodesAsTheMapItReplaced pins the bytes clients
+// read in extensions.cost: the struct's fields are in the order
+// encoding/json sorted the keys of the map it replaced.
+func TestTheCostExtensionEncodesAsTheMapItReplaced(t *testing.T) {
+	t.Parallel()
+	for _, c := range []*operationCost{
+		{requested: 59, limit: 5000},
+		{requested: 59, limit: 5000, budget: &budgetState{remaining: 49941, capacity: 50000, refillPerSecond: 10000}},
+		{requested: 1, limit: 5000, budget: &budgetState{remaining: 0, capacity: 50000, refillPerSecond: 0.5}},
+	} {
+		asMap := map[string]any{"requested": c.requested, "limit": c.limit}
+		if b := c.budget; b != nil {
+			asMap["budget"] = map[string]any{"remaining": b.remaining, "capacity": b.capacity, "refillPerSecond": b.refillPerSecond}
+		}
+		want, _ := json.Marshal(asMap)
+		got, err := json.Marshal(c.extension())
+		if err != nil || string(got) != string(want) {
+			t.Errorf("extensions.cost = %s, %v; want %s", got, err, want)
+		}
+	}
+}

@@ -167,23 +167,22 @@ func (op *operation) end() {
 	op.span.End()
 }
 
-// requestedCost reads extensions.cost.requested, which the API reports on
-// every operation it costed (see api/costs.go); an answer without it, or
-// of another shape, has no cost to tell.
+// CostReport is what an answer's extensions.cost holds (package api's
+// report), as the span reads it.
+type CostReport interface {
+	// RequestedCost is the cost the operation was charged,
+	// extensions.cost.requested.
+	RequestedCost() int
+}
+
+// requestedCost reads the cost of extensions.cost, which the API reports
+// on every costed answer.
 func requestedCost(ext map[string]any) (int, bool) {
-	report, ok := ext[costExtension].(map[string]any)
+	report, ok := ext[costExtension].(CostReport)
 	if !ok {
 		return 0, false
 	}
-	switch n := report["requested"].(type) {
-	case int:
-		return n, true
-	case int64:
-		return int(n), true
-	case float64:
-		return int(n), true
-	}
-	return 0, false
+	return report.RequestedCost(), true
 }
 
 // appendCodes adds the extensions.code of each error to codes, once each;
