@@ -9,7 +9,6 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
-	"github.com/vektah/gqlparser/v2/parser"
 
 	"github.com/taskql/server/graph"
 	"github.com/taskql/server/graph/scalar"
@@ -181,35 +180,6 @@ func TestFastPathLeavesToGqlgenWhatItDoesNotWrite(t *testing.T) {
 			t.Error("appendEdges writes the edges of a nil task")
 		}
 	})
-}
-
-// TestDocumentDefersAnywhere pins what turns the fast path off for an
-// operation: a @defer anywhere in its document, whatever its arguments.
-func TestDocumentDefersAnywhere(t *testing.T) {
-	for _, tt := range []struct {
-		name, doc string
-		defers    bool
-	}{
-		{"none", `{ tasks { nodes { id ... on Task { title } ...F } } } fragment F on Task { id }`, false},
-		{"skip and include are not defer", `{ tasks { nodes { id @skip(if: true) ... @include(if: true) { title } } } }`, false},
-		{"on an inline fragment", `{ tasks { nodes { id ... @defer { title } } } }`, true},
-		{"on a spread", `{ me { id } tasks { nodes { ...F @defer } } } fragment F on Task { id }`, true},
-		{"inside a fragment", `{ tasks { nodes { ...F } } } fragment F on Task { id ... @defer(label: "x") { title } }`, true},
-		{"far from any task", `{ me { ... @defer { email } } tasks { nodes { id } } }`, true},
-		{"turned off by its argument", `{ tasks { nodes { ... @defer(if: false) { title } } } }`, true},
-		{"in another operation", `query A { tasks { nodes { id } } } query B { me { ... @defer { id } } }`, true},
-		{"deep down", `{ a: tasks { edges { node { ... { ... on Task { ... @defer { id } } } } } } }`, true},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			doc, err := parser.ParseQuery(&ast.Source{Input: tt.doc})
-			if err != nil {
-				t.Fatalf("parse: %v", err)
-			}
-			if got := documentDefers(doc); got != tt.defers {
-				t.Errorf("documentDefers = %v, want %v", got, tt.defers)
-			}
-		})
-	}
 }
 
 // TestFastPathWritesWithOneAllocation pins the size estimate: a page is

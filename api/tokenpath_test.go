@@ -33,15 +33,7 @@ func TestWebsocketAndHTTPShareOneTokenPathAndCache(t *testing.T) {
 		t.Fatalf("HTTP query: %d %s", r.Status, r.Body)
 	}
 	// Every way connection_init may carry the token HTTP verified.
-	payloads := []struct {
-		name    string
-		payload map[string]any
-	}{
-		{"Authorization", map[string]any{"Authorization": "Bearer " + token}},
-		{"authorization in another case of the scheme", map[string]any{"authorization": "bearer " + token}},
-		{"a bare token", map[string]any{"token": token}},
-		{"a nested headers object", map[string]any{"headers": map[string]any{"Authorization": "Bearer " + token}}},
-	}
+	payloads := initPayloads(token)
 	for _, p := range payloads {
 		t.Run(p.name, func(t *testing.T) {
 			c := dialWS(t, srv, nil)

@@ -110,7 +110,7 @@ func serve(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, p
 		writeErrors(w, media, http.StatusMethodNotAllowed, "GET requests can only run queries; send "+string(op.Operation)+"s with POST")
 		return
 	}
-	if usesDefer(opCtx.Doc) {
+	if documentDefers(opCtx.Doc) {
 		if r.Method != http.MethodPost || !acceptsMultipart(r) {
 			// One JSON answer cannot carry the deferred parts.
 			writeErrors(w, media, http.StatusBadRequest, "@defer needs a POST that accepts multipart/mixed")
@@ -124,35 +124,44 @@ func serve(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, p
 	writeResponse(w, media, http.StatusOK, responses(ctx))
 }
 
-// usesDefer reports whether any selection of doc carries @defer.
-func usesDefer(doc *ast.QueryDocument) bool {
-	var inSet func(ast.SelectionSet) bool
-	inSet = func(set ast.SelectionSet) bool {
-		for _, sel := range set {
-			switch s := sel.(type) {
-			case *ast.Field:
-				if inSet(s.SelectionSet) {
-					return true
-				}
-			case *ast.InlineFragment:
-				if s.Directives.ForName("defer") != nil || inSet(s.SelectionSet) {
-					return true
-				}
-			case *ast.FragmentSpread:
-				if s.Directives.ForName("defer") != nil {
-					return true
-				}
-			}
-		}
-		return false
+// documentDefers reports whether any operation or fragment of doc has a
+// @defer, whatever its arguments: serve answers such an operation
+// incrementally, and the fast path leaves it to gqlgen.
+func documentDefers(doc *ast.QueryDocument) bool {
+	if doc == nil {
+		return true
 	}
 	for _, op := range doc.Operations {
-		if inSet(op.SelectionSet) {
+		if setDefers(op.SelectionSet) {
 			return true
 		}
 	}
-	for _, f := range doc.Fragments {
-		if inSet(f.SelectionSet) {
+	for _, fragment := range doc.Fragments {
+		if fragment.Directives.ForName("defer") != nil || setDefers(fragment.SelectionSet) {
+			return true
+		}
+	}
+	return false
+}
+
+func setDefers(set ast.SelectionSet) bool {
+	for _, sel := range set {
+		switch sel := sel.(type) {
+		case *ast.Field:
+			if sel.Directives.ForName("defer") != nil || setDefers(sel.SelectionSet) {
+				return true
+			}
+		case *ast.InlineFragment:
+			if sel.Directives.ForName("defer") != nil || setDefers(sel.SelectionSet) {
+				return true
+			}
+		case *ast.FragmentSpread:
+			// The fragment's own selection is looked at with the
+			// document's fragments.
+			if sel.Directives.ForName("defer") != nil {
+				return true
+			}
+		default:
 			return true
 		}
 	}

@@ -6,7 +6,9 @@ import (
 	"testing"
 
 	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/parser"
 )
 
 // TestStatusForFollowsTheMediaType pins statusFor for every code a
@@ -59,5 +61,35 @@ func TestResponseMediaTypeIsTheFirstOfTheTwoTheClientAccepts(t *testing.T) {
 		if got := responseMediaType(r); got != tt.want {
 			t.Errorf("Accept %q: %s, want %s", tt.accept, got, tt.want)
 		}
+	}
+}
+
+// TestDocumentDefersAnywhere pins what makes serve answer incrementally
+// and turns the fast path off for an operation: a @defer anywhere in its
+// document, whatever its arguments.
+func TestDocumentDefersAnywhere(t *testing.T) {
+	for _, tt := range []struct {
+		name, doc string
+		defers    bool
+	}{
+		{"none", `{ tasks { nodes { id ... on Task { title } ...F } } } fragment F on Task { id }`, false},
+		{"skip and include are not defer", `{ tasks { nodes { id @skip(if: true) ... @include(if: true) { title } } } }`, false},
+		{"on an inline fragment", `{ tasks { nodes { id ... @defer { title } } } }`, true},
+		{"on a spread", `{ me { id } tasks { nodes { ...F @defer } } } fragment F on Task { id }`, true},
+		{"inside a fragment", `{ tasks { nodes { ...F } } } fragment F on Task { id ... @defer(label: "x") { title } }`, true},
+		{"far from any task", `{ me { ... @defer { email } } tasks { nodes { id } } }`, true},
+		{"turned off by its argument", `{ tasks { nodes { ... @defer(if: false) { title } } } }`, true},
+		{"in another operation", `query A { tasks { nodes { id } } } query B { me { ... @defer { id } } }`, true},
+		{"deep down", `{ a: tasks { edges { node { ... { ... on Task { ... @defer { id } } } } } } }`, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			doc, err := parser.ParseQuery(&ast.Source{Input: tt.doc})
+			if err != nil {
+				t.Fatalf("parse: %v", err)
+			}
+			if got := documentDefers(doc); got != tt.defers {
+				t.Errorf("documentDefers = %v, want %v", got, tt.defers)
+			}
+		})
 	}
 }

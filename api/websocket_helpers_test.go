@@ -147,24 +147,19 @@ func nextMessage(t *testing.T, c *gqlws.Conn) gqlws.Message {
 	return msg
 }
 
-// wantClosed reads c until the server closes it and fails the test unless
-// it closed with code and a reason starting with reason.
-func wantClosed(t *testing.T, c *gqlws.Conn, code int, reason string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wsTimeout)
-	defer cancel()
-	for {
-		msg, err := c.Next(ctx)
-		if err == nil {
-			continue // what came before the close
-		}
-		var closed *gqlws.Closed
-		if !errors.As(err, &closed) {
-			t.Fatalf("want close %d %q, got %v (last message %+v)", code, reason, err, msg)
-		}
-		if closed.Code != code || len(closed.Reason) < len(reason) || closed.Reason[:len(reason)] != reason {
-			t.Fatalf("want close %d with a reason starting %q, got %d %q", code, reason, closed.Code, closed.Reason)
-		}
-		return
+// initPayload is one way a connection_init message carries a token.
+type initPayload struct {
+	name    string
+	payload map[string]any
+}
+
+// initPayloads are the ways connection_init may carry token that the
+// server accepts.
+func initPayloads(token string) []initPayload {
+	return []initPayload{
+		{"Authorization", map[string]any{"Authorization": "Bearer " + token}},
+		{"authorization, any case of Bearer", map[string]any{"authorization": "bearer " + token}},
+		{"token", map[string]any{"token": token}},
+		{"headers.Authorization", map[string]any{"headers": map[string]any{"Authorization": "Bearer " + token}}},
 	}
 }

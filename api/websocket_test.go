@@ -206,7 +206,7 @@ func TestWebsocketAuthentication(t *testing.T) {
 			if err := c.Send(ctx, msg); err != nil {
 				t.Fatal(err)
 			}
-			wantClosed(t, c, tt.code, tt.reason)
+			gqlws.WantClosed(t, c, tt.code, tt.reason)
 		})
 	}
 
@@ -217,19 +217,10 @@ func TestWebsocketAuthentication(t *testing.T) {
 		if err := c.Subscribe(ctx, "1", taskChangedSubscription, nil); err != nil {
 			t.Fatal(err)
 		}
-		wantClosed(t, c, 4401, "Unauthorized")
+		gqlws.WantClosed(t, c, 4401, "Unauthorized")
 	})
 
-	accepted := []struct {
-		name    string
-		payload map[string]any
-	}{
-		{"Authorization", map[string]any{"Authorization": "Bearer " + alice}},
-		{"authorization, any case of Bearer", map[string]any{"authorization": "bearer " + alice}},
-		{"token", map[string]any{"token": alice}},
-		{"headers.Authorization", map[string]any{"headers": map[string]any{"Authorization": "Bearer " + alice}}},
-	}
-	for _, tt := range accepted {
+	for _, tt := range initPayloads(alice) {
 		t.Run("accepts the token under "+tt.name, func(t *testing.T) {
 			c := dialWS(t, srv, nil)
 			ctx, cancel := context.WithTimeout(context.Background(), wsTimeout)
@@ -281,7 +272,7 @@ func TestWebsocketClosesWhenTheTokenExpires(t *testing.T) {
 		t.Fatalf("want the event of %s before expiry, got %+v", created.ID, got)
 	}
 	start := time.Now()
-	wantClosed(t, ws, 4403, "UNAUTHENTICATED: token expired")
+	gqlws.WantClosed(t, ws, 4403, "UNAUTHENTICATED: token expired")
 	if waited := time.Since(start); waited > 3*time.Second {
 		t.Errorf("closed %v after the event; the token expired within 2s", waited)
 	}
@@ -296,7 +287,7 @@ func TestWebsocketWaitsForConnectionInitAsLongAsConfigured(t *testing.T) {
 		cfg.WebsocketInitTimeout = 200 * time.Millisecond
 	})
 	start := time.Now()
-	wantClosed(t, dialWS(t, srv, nil), 4408, "Connection initialisation timeout")
+	gqlws.WantClosed(t, dialWS(t, srv, nil), 4408, "Connection initialisation timeout")
 	if waited := time.Since(start); waited > 5*time.Second {
 		t.Fatalf("closed after %v, configured 200ms (the default is 10s)", waited)
 	}
@@ -484,7 +475,7 @@ func TestWebsocketShutdownClosesConnectionsPromptly(t *testing.T) {
 
 	// A websocket opened during shutdown is turned away at once.
 	late := dialWS(t, srv, nil)
-	wantClosed(t, late, 1001, "server shutting down")
+	gqlws.WantClosed(t, late, 1001, "server shutting down")
 }
 
 func TestWebsocketSubscriptionsAreCounted(t *testing.T) {

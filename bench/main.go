@@ -238,7 +238,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return err
 	}
-	root, err := moduleRoot()
+	root, err := testutil.ModuleRoot(ctx)
 	if err != nil {
 		return err
 	}
@@ -864,19 +864,6 @@ func (b *bench) sqlite(ctx context.Context) error {
 	mem.LogLinesTotal = s.lines.count()
 	b.report.Memory = append(b.report.Memory, mem)
 	return nil
-}
-
-// moduleRoot is the directory of the server's go.mod.
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("run bench from inside the server's module (go run ./bench)")
-	}
-	return filepath.Dir(mod), nil
 }
 
 func gitCommit(root string) string {

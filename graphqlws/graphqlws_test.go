@@ -55,28 +55,6 @@ func dial(t *testing.T, url string) *gqlws.Conn {
 	return c
 }
 
-// wantClosed reads c until it closes and fails unless it closed with code
-// and a reason starting with reason.
-func wantClosed(t *testing.T, c *gqlws.Conn, code int, reason string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	for {
-		_, err := c.Next(ctx)
-		if err == nil {
-			continue
-		}
-		var closed *gqlws.Closed
-		if !errors.As(err, &closed) {
-			t.Fatalf("want close %d %q, got %v", code, reason, err)
-		}
-		if closed.Code != code || !strings.HasPrefix(closed.Reason, reason) {
-			t.Fatalf("want close %d with a reason starting %q, got %d %q", code, reason, closed.Code, closed.Reason)
-		}
-		return
-	}
-}
-
 // TestCloseCodesFollowTheProtocolNotGqlgen pins what gqlgen's transport
 // gets wrong and this package exists for: auth failures close 4403 with
 // UNAUTHENTICATED (never 1000), a subscribe before connection_ack 4401
@@ -113,7 +91,7 @@ func TestCloseCodesFollowTheProtocolNotGqlgen(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			wantClosed(t, c, tt.code, tt.reason)
+			gqlws.WantClosed(t, c, tt.code, tt.reason)
 		})
 	}
 
@@ -214,9 +192,9 @@ func TestShutdownClosesWithGoingAway(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- conns.Shutdown(ctx) }()
-	wantClosed(t, c, 1001, "server shutting down")
+	gqlws.WantClosed(t, c, 1001, "server shutting down")
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	wantClosed(t, dial(t, url), 1001, "server shutting down")
+	gqlws.WantClosed(t, dial(t, url), 1001, "server shutting down")
 }

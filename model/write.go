@@ -90,9 +90,6 @@ type Create struct {
 	completed bool
 }
 
-// User is the id of the viewer who creates the task.
-func (c *Create) User() string { return c.user }
-
 // Insert returns the mutation that inserts the tasks of creates, which
 // must come from one store: a row each, in their order (their ids are
 // drawn in it), each owned by the viewer of its own call.

@@ -28,7 +28,7 @@ import (
 // BuildServer builds the server binary of the module the working
 // directory is in into dir and returns its path.
 func BuildServer(ctx context.Context, dir string) (string, error) {
-	root, err := moduleRoot(ctx)
+	root, err := ModuleRoot(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -41,7 +41,9 @@ func BuildServer(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
-func moduleRoot(ctx context.Context) (string, error) {
+// ModuleRoot is the directory of the go.mod of the module the working
+// directory is in: the server's checkout.
+func ModuleRoot(ctx context.Context) (string, error) {
 	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("go env GOMOD: %w", err)
@@ -60,7 +62,7 @@ func moduleRoot(ctx context.Context) (string, error) {
 var builtServer = sync.OnceValues(func() (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	root, err := moduleRoot(ctx)
+	root, err := ModuleRoot(ctx)
 	if err != nil {
 		return "", err
 	}

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -137,4 +139,27 @@ func (c *Conn) Close() error {
 // CloseNow drops the connection without a closing handshake.
 func (c *Conn) CloseNow() error {
 	return c.ws.CloseNow()
+}
+
+// WantClosed reads c until the server closes it, for at most 10s, and
+// fails the test unless it closed with code and a reason starting with
+// reason. Messages before the close are skipped.
+func WantClosed(t testing.TB, c *Conn, code int, reason string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		msg, err := c.Next(ctx)
+		if err == nil {
+			continue
+		}
+		var closed *Closed
+		if !errors.As(err, &closed) {
+			t.Fatalf("want close %d %q, got %v (last message %+v)", code, reason, err, msg)
+		}
+		if closed.Code != code || !strings.HasPrefix(closed.Reason, reason) {
+			t.Fatalf("want close %d with a reason starting %q, got %d %q", code, reason, closed.Code, closed.Reason)
+		}
+		return
+	}
 }
